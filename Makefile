@@ -1,0 +1,44 @@
+# Workbench: two commands on a fresh machine.
+#   make reproduce   set up .venv, run every notebook at the cpu preset, write figures/ and outputs/REPORT.md
+#   make test        set up .venv, run the test suite (slow tests excluded; `make test-slow` runs them)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PRESET ?= cpu
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: setup test test-slow reproduce bench lab clean-outputs
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build this machine keeps on disk, only where no torch is installed:
+# pyproject.toml asks for a range, so a user's own (e.g. CUDA) build is kept.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[all]'
+	@touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+reproduce: $(STAMP)
+	$(PY) -m workbench.run --preset $(PRESET)
+
+bench: $(STAMP)
+	@mkdir -p outputs/bench
+	@set -e; for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+lab: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-outputs:
+	rm -rf outputs

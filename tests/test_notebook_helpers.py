@@ -1,0 +1,61 @@
+import json
+from typing import Optional
+
+import pytest
+
+from workbench import notebook as wnb
+from workbench.run import _parse_value, build_report
+
+
+def _ns(**values):
+    ann = {"preset": str, "steps": Optional[int], "lr": float, "name": str, "flag": bool}
+    base = {"preset": "cpu", "steps": None, "lr": 1e-3, "name": "x", "flag": False}
+    return {"__annotations__": ann, **base, **values}
+
+
+def test_valid_parameters_pass_and_ints_count_as_floats():
+    assert wnb.check_parameters(_ns(lr=1, steps=5))["steps"] == 5
+
+
+@pytest.mark.parametrize("values,needle", [
+    ({"preset": "nonsense"}, "parameter 'preset' must be one of smoke, cpu, gpu; got 'nonsense'"),
+    ({"steps": "many"}, "parameter 'steps' must be of type"),
+    ({"steps": 2.5}, "parameter 'steps'"),
+    ({"lr": "fast"}, "parameter 'lr' must be of type float"),
+    ({"flag": 1}, "parameter 'flag' must be of type bool"),
+])
+def test_bad_parameters_name_the_parameter(values, needle):
+    with pytest.raises(wnb.ParameterError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        wnb.check_parameters(_ns(**values))
+
+
+def test_ranges_and_choices():
+    with pytest.raises(wnb.ParameterError, match="'steps' must be in"):
+        wnb.check_parameters(_ns(steps=-1), ranges={"steps": (0, None)})
+    with pytest.raises(wnb.ParameterError, match="'name' must be one of a, b"):
+        wnb.check_parameters(_ns(), choices={"name": ["a", "b"]})
+    assert wnb.from_preset(None, "smoke", {"smoke": 1, "cpu": 2, "gpu": 3}) == 1
+    assert wnb.from_preset(7, "smoke", {"smoke": 1, "cpu": 2, "gpu": 3}) == 7
+
+
+def test_results_file_format_and_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path))
+    r = wnb.Results("99_demo", "smoke", 0, paper="Demo (arXiv 0000.00000)", key_figure="curve")
+    r.metric("acc", 0.5)
+    import torch
+
+    r.metric("tensor", torch.tensor(0.25))
+    r.claim("c1", "ours beats theirs", paper=0.1, measured=0.2, holds=0.2 > 0.1)
+    r.claim("c1", "ours beats theirs", paper=0.1, measured=0.3, holds=True)  # re-recording replaces
+    data = json.load(open(r.save()))
+    assert set(data) >= {"notebook", "preset", "seed", "runtime_s", "metrics", "claims"}
+    assert data["metrics"] == {"acc": 0.5, "tensor": 0.25}
+    assert data["claims"] == [{"id": "c1", "claim": "ours beats theirs", "paper": 0.1, "measured": 0.3, "holds": True}]
+    report = open(build_report(str(tmp_path), str(tmp_path / "figs"))).read()
+    assert "| 99_demo | Demo (arXiv 0000.00000) | ours beats theirs | 0.1 | 0.3 | yes | smoke |" in report
+
+
+@pytest.mark.parametrize("text,value", [("3", 3), ("0.5", 0.5), ("True", True), ("None", None), ("[1, 2]", [1, 2]),
+                                        ("tiny-arith", "tiny-arith"), ("/a/b", "/a/b")])
+def test_cli_value_parsing(text, value):
+    assert _parse_value(text) == value

@@ -1,0 +1,55 @@
+"""Every notebook in notebooks/ runs at preset=smoke and writes a well-formed results.json.
+
+Parametrised over the folder, so a new notebook is covered the day it is committed."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from workbench.utils import repo_root
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(repo_root(), "notebooks", "[0-9][0-9]_*.ipynb")))
+
+
+@pytest.fixture
+def isolated_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path / "outputs"))
+    monkeypatch.setenv("WORKBENCH_FIGURES", str(tmp_path / "figures"))
+    return tmp_path
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+def test_notebook_runs_at_smoke(path, isolated_outputs):
+    import papermill as pm
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    out = isolated_outputs / f"{name}.ipynb"
+    pm.execute_notebook(path, str(out), parameters={"preset": "smoke"}, progress_bar=False,
+                        cwd=os.path.dirname(path), kernel_name="python3")
+    results = json.load(open(isolated_outputs / "outputs" / name / "results.json"))
+    assert results["notebook"] == name and results["preset"] == "smoke"
+    assert {"seed", "runtime_s", "metrics", "claims"} <= set(results)
+    assert results["claims"], "a notebook records at least one claim"
+    for c in results["claims"]:
+        assert {"id", "claim", "paper", "measured", "holds"} <= set(c) and isinstance(c["holds"], bool)
+    figs = glob.glob(str(isolated_outputs / "figures" / name / "*.png"))
+    assert figs and all(os.path.exists(f[:-4] + ".pdf") for f in figs)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("params,needle", [
+    ({"preset": "nonsense"}, "parameter 'preset' must be one of smoke, cpu, gpu; got 'nonsense'"),
+    ({"preset": "smoke", "seed": "zero"}, "parameter 'seed' must be of type int, got 'zero'"),
+])
+def test_bad_parameter_fails_with_one_sentence(params, needle, isolated_outputs):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    path = os.path.join(repo_root(), "notebooks", "00_quickstart.ipynb")
+    with pytest.raises(PapermillExecutionError) as err:
+        pm.execute_notebook(path, str(isolated_outputs / "bad.ipynb"), parameters=params, progress_bar=False,
+                            cwd=os.path.dirname(path), kernel_name="python3")
+    assert err.value.ename == "ParameterError" and needle in err.value.evalue

@@ -1,0 +1,157 @@
+"""Batched sampling from any HF causal LM: left padding, KV cache, temperature / top-p, seeded.
+
+Text-only models use a lean decode loop (one forward per new token on the KV cache, explicit
+position ids so left padding is exact); models that need extra inputs such as `pixel_values`
+(vision-language models compute their own multimodal positions) go through `model.generate`.
+Both paths return the same `Generation` record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class Generation:
+    """Sampled completions for a batch of prompts (each prompt repeated `num_samples` times, grouped).
+
+    Shapes: `prompt_ids`/`prompt_mask`: [N, P] left-padded; `completion_ids`/`completion_mask`:
+    [N, T] right-padded (mask covers tokens up to and including EOS); `truncated`: [N] bool — hit
+    `max_new_tokens` before EOS; `texts`: N decoded completions (special tokens removed).
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    truncated: torch.Tensor
+    texts: list[str]
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad `prompts` -> (`input_ids` [B, P], `attention_mask` [B, P])."""
+    if len(prompts) == 0:
+        raise ValueError("no prompts given")
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(list(prompts), padding=True, add_special_tokens=False, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Temperature then nucleus filtering. logits: [B, V] -> [B, V] with excluded entries = −inf.
+
+    top-p keeps the smallest set of tokens whose probability mass reaches `top_p` (the top token
+    is always kept)."""
+    logits = logits.float() / max(temperature, 1e-8)
+    if top_p < 1.0:
+        sorted_logits, idx = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > top_p  # mass strictly before this token already reaches top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    return logits
+
+
+@torch.no_grad()
+def sample(
+    model,
+    tokenizer,
+    prompts: Sequence[str] | None = None,
+    *,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    num_samples: int = 1,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+    **model_inputs,
+) -> Generation:
+    """Sample `num_samples` completions per prompt.
+
+    Args:
+        prompts: strings (left-padded here), or pass `input_ids`/`attention_mask` [B, P] yourself.
+        num_samples: completions per prompt (G); output rows are prompt-major (row = b·G + g).
+        greedy: argmax decoding (temperature/top-p ignored).
+        generator: a seeded CPU `torch.Generator` for reproducible sampling.
+        **model_inputs: extra inputs (e.g. `pixel_values`, `image_grid_thw`) — routed to `model.generate`.
+    """
+    device = next(model.parameters()).device
+    if input_ids is None:
+        input_ids, attention_mask = encode_prompts(tokenizer, prompts, device)
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    if num_samples > 1:
+        input_ids = input_ids.repeat_interleave(num_samples, 0)
+        attention_mask = attention_mask.repeat_interleave(num_samples, 0)
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    was_training = model.training
+    model.eval()
+    try:
+        if model_inputs:
+            new = _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p,
+                               greedy, generator, eos, pad, model_inputs)
+        else:
+            new = _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos)
+    finally:
+        model.train(was_training)
+    completion_ids, completion_mask, truncated = _finish(new, eos, pad)
+    texts = tokenizer.batch_decode(completion_ids.masked_fill(completion_mask == 0, pad), skip_special_tokens=True)
+    return Generation(input_ids, attention_mask, completion_ids, completion_mask, truncated, texts)
+
+
+def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos):
+    B = input_ids.size(0)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+    past, logits = out.past_key_values, out.logits[:, -1]
+    next_pos = position_ids[:, -1:] + 1
+    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    tokens = []
+    for _ in range(max_new_tokens):
+        if greedy:
+            tok = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits, temperature, top_p).softmax(-1)
+            tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+        tok = torch.where(done, torch.full_like(tok, eos), tok)
+        tokens.append(tok)
+        done |= tok == eos
+        if bool(done.all()) or len(tokens) == max_new_tokens:
+            break
+        attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
+        out = model(input_ids=tok[:, None], attention_mask=attention_mask, position_ids=next_pos,
+                    past_key_values=past, use_cache=True)
+        past, logits = out.past_key_values, out.logits[:, -1]
+        next_pos = next_pos + 1
+    return torch.stack(tokens, 1) if tokens else input_ids.new_zeros((B, 0))
+
+
+def _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p, greedy,
+                 generator, eos, pad, model_inputs):
+    if generator is not None:  # HF generate draws from the global RNG: seed it from ours
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    extra = {k: (v.repeat_interleave(num_samples, 0) if torch.is_tensor(v) and num_samples > 1 and k != "pixel_values"
+                 and k != "image_grid_thw" else v) for k, v in model_inputs.items()}
+    out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                         do_sample=not greedy, temperature=temperature if not greedy else None,
+                         top_p=top_p if not greedy else None, top_k=None, eos_token_id=eos, pad_token_id=pad, **extra)
+    return out[:, input_ids.size(1):]
+
+
+def _finish(new: torch.Tensor, eos: int, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask everything after the first EOS (EOS itself kept); flag rows with no EOS as truncated."""
+    is_eos = new == eos
+    after_first = (is_eos.long().cumsum(1) - is_eos.long()) > 0
+    mask = (~after_first).long()
+    truncated = ~is_eos.any(1)
+    ids = new.masked_fill(mask == 0, pad)
+    return ids, mask, truncated

@@ -1,0 +1,158 @@
+"""The tiny-model zoo: `load_model(name_or_path)` -> (model, tokenizer).
+
+A *name* (`tiny-arith`, ...) names a recipe: a function that builds a tiny model from a transformers
+config and trains it with the project's own code on synthetic data. The first `load_model(name)`
+runs the recipe and saves the result (safetensors + config + tokenizer) under
+`$WORKBENCH_CACHE/zoo/<name>-v<version>/`; later calls load it and train nothing. Saving is atomic
+(a temporary folder renamed into place) and guarded by a file lock, so parallel test workers never
+see a half-written checkpoint.
+
+A *path* to a local folder loads a real Hugging Face checkpoint through the same code: a causal LM,
+or an image-text-to-text model (e.g. Qwen2.5-VL) when its config has a `vision_config`.
+
+Adding a model = one decorated function::
+
+    @register_recipe("tiny-haystack", version="1")
+    def tiny_haystack(seed: int) -> tuple[model, tokenizer, dict]:
+        ...build, train, return (model, tokenizer, info)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from workbench.registry import Registry
+from workbench.utils import cache_dir, resolve_device, resolve_dtype
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """`build_and_train(seed) -> (model, tokenizer, info)`; bump `version` when the recipe changes."""
+
+    name: str
+    version: str
+    build_and_train: Callable
+
+
+RECIPES: Registry[Recipe] = Registry("zoo model")
+
+
+def register_recipe(name: str, version: str = "1"):
+    """Register a recipe under `name` (see module docstring)."""
+
+    def deco(fn):
+        RECIPES.register(name)(Recipe(name, version, fn))
+        return fn
+
+    return deco
+
+
+def checkpoint_dir(name: str, seed: int = 0) -> str:
+    """Cache folder of a zoo model (it may not exist yet)."""
+    recipe = RECIPES.get(name)
+    suffix = f"-seed{seed}" if seed else ""
+    return os.path.join(cache_dir(), "zoo", f"{name}-v{recipe.version}{suffix}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save_pretrained_atomic(model, tokenizer, path: str, info: dict | None = None) -> str:
+    """Save model (safetensors), tokenizer and `info.json` into `path` atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    with open(os.path.join(tmp, "info.json"), "w") as f:
+        json.dump(info or {}, f, indent=1)
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    seed: int = 0,
+    train_if_missing: bool = True,
+):
+    """Load a zoo model by name (training and caching it on first use) or a local HF checkpoint.
+
+    Args:
+        name_or_path: a recipe name (see `RECIPES.names()`) or a folder with `config.json`.
+        device: `"auto"` (cuda > mps > cpu) or a torch device.
+        dtype: `"auto"` (bf16 on a supporting GPU, else float32) or a dtype name.
+        seed: the recipe's training seed (seed 0 is the default base).
+        train_if_missing: if False, a missing cache entry raises instead of training.
+
+    Returns:
+        (model in eval mode on `device`, tokenizer or processor). `model.workbench_info` holds the
+        recipe's info (e.g. held-out accuracy after SFT) for zoo models.
+    """
+    _import_recipes()
+    dev = resolve_device(device)
+    if name_or_path in RECIPES:
+        path = checkpoint_dir(name_or_path, seed)
+        if not os.path.exists(os.path.join(path, "config.json")):
+            if not train_if_missing:
+                raise FileNotFoundError(f"zoo model {name_or_path!r} is not cached at {path} and train_if_missing=False")
+            with _file_lock(path + ".lock"):
+                if not os.path.exists(os.path.join(path, "config.json")):  # another process may have built it
+                    t0 = time.time()
+                    model, tok, info = RECIPES.get(name_or_path).build_and_train(seed)
+                    info = {**info, "recipe": name_or_path, "seed": seed, "build_seconds": round(time.time() - t0, 1)}
+                    save_pretrained_atomic(model, tok, path, info)
+        model, tok = _load_local(path, dev, dtype)
+        with open(os.path.join(path, "info.json")) as f:
+            model.workbench_info = json.load(f)
+        return model, tok
+    if os.path.isdir(name_or_path):
+        return _load_local(name_or_path, dev, dtype)
+    raise ValueError(
+        f"model {name_or_path!r} is neither a zoo name ({', '.join(RECIPES.names())}) nor an existing local folder"
+    )
+
+
+def _load_local(path: str, device: torch.device, dtype):
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint folder")
+    config = AutoConfig.from_pretrained(path)
+    torch_dtype = resolve_dtype(dtype, device)
+    if getattr(config, "vision_config", None) is not None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
+        tok = AutoProcessor.from_pretrained(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        tok = AutoTokenizer.from_pretrained(path)
+    if getattr(tok, "pad_token", None) is None and getattr(tok, "eos_token", None) is not None:
+        tok.pad_token = tok.eos_token
+    return model.to(device).eval(), tok
+
+
+def _import_recipes() -> None:
+    """Recipes register themselves on import; import every module that defines one."""
+    from workbench.models import recipes  # noqa: F401

@@ -1,0 +1,180 @@
+"""Notebook conventions: parameter validation, presets, and the machine-readable results file.
+
+Every notebook's second cell (tagged `parameters`) holds plain typed assignments::
+
+    preset: str = "cpu"          # smoke | cpu | gpu
+    model: str = "tiny-arith"    # zoo name or local checkpoint path
+    steps: int | None = None     # RL steps (None: from the preset)
+
+and the next cell calls `check_parameters(globals(), choices={...})`, which reads the annotations
+of that cell (IPython keeps them in the notebook's `__annotations__`), checks each value papermill
+injected against its declared type, and stops with one sentence naming a bad value.
+`outputs/<notebook>/results.json` is written by `Results` in the format DESIGN.md fixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.utils import repo_root
+
+PRESETS = ("smoke", "cpu", "gpu")
+
+
+class ParameterError(ValueError):
+    """A notebook parameter has a bad value; the message is one sentence naming it."""
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None) or tp is None:
+        return value is None
+    if origin in (list, tuple):
+        if not isinstance(value, origin):
+            return False
+        args = typing.get_args(tp)
+        return not args or all(_type_ok(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def check_parameters(namespace: dict, choices: dict[str, typing.Iterable] | None = None,
+                     ranges: dict[str, tuple[float | None, float | None]] | None = None) -> dict:
+    """Validate the parameters cell; return `{name: value}` for every annotated parameter.
+
+    Args:
+        namespace: the notebook's `globals()`.
+        choices: allowed values per parameter (`preset` always must be one of smoke, cpu, gpu).
+        ranges: inclusive (low, high) bounds per numeric parameter; None = unbounded.
+
+    Raises:
+        ParameterError: one sentence naming the parameter, its value and what was expected.
+    """
+    __tracebackhide__ = True  # IPython hides this frame: the reader sees the sentence, not our internals
+    annotations = namespace.get("__annotations__", {})
+    if not annotations:
+        raise ParameterError("no typed parameters found: the parameters cell must use `name: type = value` lines")
+    choices = {"preset": PRESETS, **(choices or {})}
+    params = {}
+    for name, tp in annotations.items():
+        if name.startswith("_"):
+            continue
+        value = namespace.get(name)
+        if isinstance(tp, str):  # postponed annotations: evaluate in the namespace
+            tp = eval(tp, dict(namespace))  # noqa: S307 - the notebook's own annotation text
+        if not _type_ok(value, tp):
+            raise ParameterError(f"parameter {name!r} must be of type {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        if name in choices and value not in tuple(choices[name]):
+            raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices[name]))}; got {value!r}")
+        lo, hi = (ranges or {}).get(name, (None, None))
+        if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise ParameterError(f"parameter {name!r} must be in [{lo}, {hi}], got {value!r}")
+        params[name] = value
+    return params
+
+
+def from_preset(value: Any, preset: str, table: dict[str, Any]) -> Any:
+    """`value` if the user set it (not None), else the preset's entry in `table` (keys: smoke/cpu/gpu)."""
+    return table[preset] if value is None else value
+
+
+def outputs_dir(notebook: str) -> str:
+    """`$WORKBENCH_OUTPUTS/<notebook>` (default `<repo>/outputs/<notebook>`), created."""
+    root = os.environ.get("WORKBENCH_OUTPUTS") or os.path.join(repo_root(), "outputs")
+    path = os.path.join(root, notebook)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@dataclass
+class Claim:
+    """One headline comparison: the paper's statement, its number, ours, and whether it holds."""
+
+    id: str
+    claim: str
+    paper: Any
+    measured: Any
+    holds: bool
+
+
+@dataclass
+class Results:
+    """Collects metrics and claims of one notebook run; `save()` writes `results.json`.
+
+    Format (DESIGN.md): `{"notebook", "preset", "seed", "runtime_s", "metrics": {...},
+    "claims": [{"id", "claim", "paper", "measured", "holds"}]}`.
+    """
+
+    notebook: str
+    preset: str
+    seed: int
+    paper: str = ""  # e.g. "Δlog p (arXiv 2603.22117)"
+    key_figure: str = ""  # name of the figure REPORT.md links
+    metrics: dict = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    def metric(self, name: str, value: Any) -> Any:
+        self.metrics[name] = value
+        return value
+
+    def claim(self, id: str, claim: str, paper: Any, measured: Any, holds: bool) -> Claim:
+        """Record a claim; `holds` must be decided by code from the numbers (a bool)."""
+        c = Claim(id, claim, paper, measured, bool(holds))
+        self.claims = [x for x in self.claims if x.id != id] + [c]
+        return c
+
+    def to_dict(self) -> dict:
+        return {
+            "notebook": self.notebook, "preset": self.preset, "seed": self.seed,
+            "paper": self.paper, "key_figure": self.key_figure, "runtime_s": round(time.time() - self.started, 1), "metrics": _jsonable(self.metrics),
+            "claims": [_jsonable(vars(c)) for c in self.claims],
+        }
+
+    def save(self) -> str:
+        path = os.path.join(outputs_dir(self.notebook), "results.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+        return path
+
+    def _repr_markdown_(self) -> str:
+        rows = ["| claim | paper | measured | holds |", "|---|---|---|---|"]
+        rows += [f"| {c.claim} | {c.paper} | {c.measured} | {'yes' if c.holds else 'no'} |" for c in self.claims]
+        return "\n".join(rows)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, float) and x != x:
+        return None
+    return x

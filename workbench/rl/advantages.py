@@ -1,0 +1,178 @@
+"""Advantage estimators: one scalar reward per completion -> a per-token advantage.
+
+Every estimator is a registered function ``fn(rewards, group_ids, mask, **kwargs)`` returning
+``[N]`` (one advantage per completion, broadcast over its tokens) or ``[N, T]`` (dense, per token);
+``compute_advantages`` broadcasts, masks and checks the result. A group is the set of completions
+sampled for one prompt; groups may have unequal sizes (after DAPO filtering) and their ids need not
+be contiguous or sorted.
+
+Degenerate input has a documented safe answer, never NaN: a group whose rewards are all equal, or a
+group of one completion, has advantage exactly 0 for every estimator.
+
+Example::
+
+    adv = compute_advantages("grpo", rewards, group_ids, completion_mask)   # [N, T]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from workbench.registry import Registry
+
+ADVANTAGES = Registry("advantage estimator")
+
+#: Added to the group std in `grpo`, the value TRL's GRPOTrainer uses (so the two agree exactly).
+GRPO_STD_EPS = 1e-4
+
+
+@dataclass
+class GroupStats:
+    """Per-group reward statistics (G groups, N completions).
+
+    Attributes:
+        group_ids: [G] the distinct group ids, sorted.
+        index: [N] long, position of each completion's group in `group_ids`.
+        count: [G] number of completions per group.
+        mean: [G] group mean reward.
+        std: [G] group std with Bessel's correction (divide by n - 1, as TRL's ``nanstd``); 0 for a
+            group of one.
+        zero_std_mask: [N] bool, True where the completion's group has all-equal rewards (exact
+            equality, groups of one included): such groups carry no GRPO signal (DAPO drops them).
+    """
+
+    group_ids: Tensor
+    index: Tensor
+    count: Tensor
+    mean: Tensor
+    std: Tensor
+    zero_std_mask: Tensor
+
+    @property
+    def frac_zero_std_groups(self) -> float:
+        """Fraction of groups (not completions) whose rewards are all equal; 0.0 when there are none."""
+        if self.count.numel() == 0:
+            return 0.0
+        zero_groups = torch.zeros_like(self.count, dtype=torch.bool).index_fill_(0, self.index[self.zero_std_mask], True)
+        return zero_groups.float().mean().item()
+
+
+def _check_rewards(rewards: Tensor, group_ids: Tensor) -> None:
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
+    if group_ids.shape != rewards.shape:
+        raise ValueError(f"group_ids must have the shape of rewards {tuple(rewards.shape)}, got {tuple(group_ids.shape)}")
+    if group_ids.dtype.is_floating_point or group_ids.dtype == torch.bool:
+        raise ValueError(f"group_ids must be an integer tensor, got dtype {group_ids.dtype}")
+    if not rewards.dtype.is_floating_point:
+        raise ValueError(f"rewards must be a floating tensor, got dtype {rewards.dtype}")
+    bad = ~torch.isfinite(rewards)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"rewards must be finite, got {rewards[i].item()} at index {i}")
+
+
+def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
+    """Per-group mean / std of rewards and which completions sit in an all-equal group.
+
+    Args:
+        rewards: [N] float, one scalar reward per completion.
+        group_ids: [N] long, the prompt (group) of each completion; any integers, any order.
+
+    Returns:
+        A `GroupStats`: mean_g = Σ_{i∈g} r_i / n_g, std_g = sqrt(Σ_{i∈g} (r_i − mean_g)² / (n_g − 1))
+        (0 when n_g = 1), zero_std_mask_i = [max_{j∈g} r_j == min_{j∈g} r_j].
+    """
+    _check_rewards(rewards, group_ids)
+    uniq, index = torch.unique(group_ids, sorted=True, return_inverse=True)
+    n_groups = uniq.numel()
+    count = torch.bincount(index, minlength=n_groups)
+    sums = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device).index_add_(0, index, rewards)
+    mean = sums / count.clamp(min=1).to(rewards.dtype)
+    sq = (rewards - mean[index]) ** 2
+    ss = torch.zeros_like(sums).index_add_(0, index, sq)
+    var = torch.where(count > 1, ss / (count - 1).clamp(min=1).to(rewards.dtype), torch.zeros_like(ss))
+    std = var.sqrt()
+    gmax = torch.full_like(sums, -torch.inf).scatter_reduce_(0, index, rewards, reduce="amax")
+    gmin = torch.full_like(sums, torch.inf).scatter_reduce_(0, index, rewards, reduce="amin")
+    zero_std_mask = (gmax == gmin)[index]
+    return GroupStats(group_ids=uniq, index=index, count=count, mean=mean, std=std, zero_std_mask=zero_std_mask)
+
+
+def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tensor, **kwargs) -> Tensor:
+    """Run the registered estimator `name` and spread its output over each completion's tokens.
+
+    Args:
+        name: a key of `ADVANTAGES` (``grpo``, ``dr_grpo``, ``rloo``, ...).
+        rewards: [N] float, one reward per completion.
+        group_ids: [N] long, the group (prompt) of each completion.
+        mask: [N, T] completion mask (bool or 0/1); a row of zeros is an empty completion.
+        **kwargs: passed to the estimator.
+
+    Returns:
+        advantages: [N, T] in the dtype of `rewards`, A_{i,t} = a_i (or the estimator's dense value)
+        where mask is 1 and exactly 0 where mask is 0.
+    """
+    fn = ADVANTAGES.get(name)
+    if mask.dim() != 2 or mask.shape[0] != rewards.shape[0]:
+        raise ValueError(f"mask must be [N, T] with N = {rewards.shape[0]} rows, got shape {tuple(mask.shape)}")
+    adv = fn(rewards, group_ids, mask, **kwargs)
+    if adv.dim() == 1:
+        adv = adv[:, None].expand(mask.shape)
+    if adv.shape != mask.shape:
+        raise ValueError(f"advantage estimator {name!r} returned shape {tuple(adv.shape)}, expected {tuple(mask.shape)}")
+    return torch.where(mask.bool(), adv, torch.zeros_like(adv))
+
+
+@ADVANTAGES.register("grpo")
+def grpo_advantages(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None, *, eps: float = GRPO_STD_EPS) -> Tensor:
+    """GRPO group z-score (DeepSeekMath, arXiv 2402.03300): a_i = (r_i − mean_g) / (std_g + eps).
+
+    std_g uses Bessel's correction and eps = 1e-4 is added to it, exactly as TRL's GRPOTrainer
+    (``scale_rewards="group"``), so a group whose rewards differ by tiny amounts gets a bounded, not a
+    huge, advantage. An all-equal group and a group of one get exactly 0 (TRL: ≈0 and NaN→0).
+
+    Args:
+        rewards: [N]; group_ids: [N]; mask: unused (per-sequence estimator).
+        eps: added to the group std.
+
+    Returns:
+        [N] advantages.
+    """
+    st = group_stats(rewards, group_ids)
+    adv = (rewards - st.mean[st.index]) / (st.std[st.index] + eps)
+    return torch.where(st.zero_std_mask, torch.zeros_like(adv), adv)
+
+
+@ADVANTAGES.register("dr_grpo")
+def dr_grpo_advantages(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Dr. GRPO (arXiv 2503.20783): a_i = r_i − mean_g, no division by the group std.
+
+    Dividing by std up-weights prompts that are nearly always (or never) solved; Dr. GRPO removes
+    that question-difficulty bias. All-equal groups and groups of one give exactly 0.
+
+    Returns:
+        [N] advantages.
+    """
+    st = group_stats(rewards, group_ids)
+    adv = rewards - st.mean[st.index]
+    return torch.where(st.zero_std_mask, torch.zeros_like(adv), adv)
+
+
+@ADVANTAGES.register("rloo")
+def rloo_advantages(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None) -> Tensor:
+    """REINFORCE leave-one-out (Ahmadian et al., arXiv 2402.14740): a_i = r_i − mean_{j∈g, j≠i} r_j.
+
+    Equivalently a_i = n_g / (n_g − 1) · (r_i − mean_g). The baseline excludes the sample itself,
+    so the estimate is unbiased. A group of one has no baseline and gets 0; all-equal groups get 0.
+
+    Returns:
+        [N] advantages.
+    """
+    st = group_stats(rewards, group_ids)
+    n = st.count[st.index].to(rewards.dtype)
+    adv = (rewards - st.mean[st.index]) * n / (n - 1).clamp(min=1)
+    return torch.where(st.zero_std_mask, torch.zeros_like(adv), adv)
