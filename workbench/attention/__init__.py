@@ -17,8 +17,8 @@ from workbench.attention.hf import (IMPLEMENTATION, disable_sparse_attention, en
                                     record_attention, register_sparse_attention)
 from workbench.attention.kernels import dense_attention, gather_block_sparse_attention
 from workbench.attention.metrics import (LayerLoss, ModelLoss, attention_mass_recall, block_recall, delta_nll,
-                                         layer_information_loss, model_information_loss, next_token_kl,
-                                         relative_output_error)
+                                         information_loss_table, layer_information_loss, model_information_loss,
+                                         next_token_kl, relative_output_error)
 from workbench.attention.nsa import NSABranch
 from workbench.attention.punctuation import punctuation_mask, punctuation_token_ids
 from workbench.attention.selectors import SELECTORS, phsa_block_keys, select_blocks
@@ -28,7 +28,8 @@ __all__ = [
     "BlockSelection", "IMPLEMENTATION", "LayerLoss", "ModelLoss", "NSABranch", "SELECTORS", "SparseAttentionConfig",
     "SparseOutput", "attention_mass_recall", "block_recall", "causal_sdpa", "delta_nll", "dense_attention",
     "disable_sparse_attention", "enable_sparse_attention", "flex_block_sparse_attention",
-    "gather_block_sparse_attention", "layer_information_loss", "model_information_loss", "next_token_kl",
-    "phsa_block_keys", "punctuation_mask", "punctuation_token_ids", "record_attention", "register_sparse_attention",
-    "relative_output_error", "select_blocks", "selection_mask", "sparse_attention", "sparsity",
+    "gather_block_sparse_attention", "information_loss_table", "layer_information_loss", "model_information_loss",
+    "next_token_kl", "phsa_block_keys", "punctuation_mask", "punctuation_token_ids", "record_attention",
+    "register_sparse_attention", "relative_output_error", "select_blocks", "selection_mask", "sparse_attention",
+    "sparsity",
 ]

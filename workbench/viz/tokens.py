@@ -172,14 +172,15 @@ class TokenTable:
         return self.to_text()
 
 
-def render_tokens(tokens: Sequence[str], values, *, title: str | None = None, label: str = "value",
+def render_tokens(tokens: Sequence[str], values, *, title: str | None = None, label: str | None = None,
                   vmin: float | None = None, vmax: float | None = None, cmap: str = "RdBu") -> TokenHeatmap:
     """Tokens coloured by `values` on a scale symmetric around 0 (see the module docstring).
 
     Args:
         tokens: [N] token strings (e.g. the `token` column of `token_stats_frame`).
         values: [N] numbers (list, numpy array or tensor); NaN is shown uncoloured.
-        title: shown above the tokens; label: the statistic's name in tooltips and the legend.
+        title: shown above the tokens; label: the statistic's name in tooltips and the legend
+            (default: the title, else "value").
         vmin, vmax: the scale is ±max(|vmin|, |vmax|); default ±max |value|.
         cmap: a matplotlib diverging colormap name.
     Returns:
@@ -187,7 +188,7 @@ def render_tokens(tokens: Sequence[str], values, *, title: str | None = None, la
     """
     tokens, arr = _as_values(tokens, values)
     _check_cmap(cmap)
-    return TokenHeatmap(tokens, arr, title=title, label=label, vmin=vmin, vmax=vmax, cmap=cmap)
+    return TokenHeatmap(tokens, arr, title=title, label=label or title or "value", vmin=vmin, vmax=vmax, cmap=cmap)
 
 
 def render_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *, title: str | None = None,
@@ -216,17 +217,19 @@ def _check_cmap(cmap: str) -> None:
         raise ValueError(f"cmap {cmap!r} is not a matplotlib colormap (try 'RdBu', 'coolwarm', 'PuOr')")
 
 
-def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = None, label: str = "value",
+def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = None, label: str | None = None,
                 vmin: float | None = None, vmax: float | None = None, cmap: str = "RdBu", line_width: int = 60,
-                fontsize: float = 10.0, colorbar: bool = True):
+                fontsize: float | None = None, colorbar: bool = True):
     """Matplotlib twin of `render_tokens`: tokens wrapped into lines of coloured boxes, with a colourbar.
 
     Boxes are laid out in character units (monospace), wrapping after `line_width` characters and
-    after newline tokens.
+    after newline tokens; the font is sized so that `line_width` characters fill the axes.
 
     Args:
-        tokens, values, title, label, vmin, vmax, cmap: as in `render_tokens`.
+        tokens, values, title, vmin, vmax, cmap: as in `render_tokens`.
+        label: colourbar label (default: the title, else "value").
         ax: draw into this Axes (a new figure sized to the text when None).
+        fontsize: points (default: fitted to the axes width, at most 11).
     Returns:
         the matplotlib Figure.
     """
@@ -235,24 +238,18 @@ def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = N
     from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
+    label = label or title or "value"
     hm = render_tokens(tokens, values, title=title, label=label, vmin=vmin, vmax=vmax, cmap=cmap)
-    boxes, x, y = [], 0.0, 0
-    for tok, rgba in zip(hm.tokens, hm.colors()):
-        text = visible_text(tok)
-        w = len(text) + 0.3
-        if x > 0 and x + w > line_width:
-            x, y = 0.0, y + 1
-        boxes.append((x, y, w, text, rgba))
-        x += w + 0.15
-        if "\n" in tok:
-            x, y = 0.0, y + 1
-    n_lines = y + 1
+    boxes, n_lines = _layout(hm.tokens, line_width)
     if ax is None:
-        char_in = 0.62 * fontsize / 72.0
-        fig, ax = plt.subplots(figsize=(max(3.0, line_width * char_in + 0.6), 0.9 + n_lines * 2.0 * fontsize / 72.0 +
-                                        (0.6 if colorbar else 0.0)))
+        size = fontsize or 10.0
+        fig, ax = plt.subplots(figsize=(max(3.0, line_width * CHAR_EM * size / 72.0 + 0.5),
+                                        0.9 + n_lines * LINE_EM * size / 72.0 + (0.6 if colorbar else 0.0)))
     fig = ax.figure
-    for bx, by, w, text, rgba in boxes:
+    if fontsize is None:  # one character = one data unit across the axes
+        width_in = ax.get_position().width * fig.get_figwidth()
+        fontsize = min(11.0, width_in * 72.0 / ((line_width + 0.4) * CHAR_EM))
+    for (bx, by, w, text), rgba in zip(boxes, hm.colors()):
         ax.add_patch(Rectangle((bx, by + 0.08), w, 0.84, facecolor=rgba, edgecolor="none"))
         ax.text(bx + w / 2, by + 0.5, text, ha="center", va="center", family="monospace", fontsize=fontsize,
                 color=_text_color(rgba), parse_math=False)
@@ -268,6 +265,24 @@ def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = N
     return fig
 
 
+CHAR_EM, LINE_EM = 0.62, 2.0  # monospace glyph width and line pitch, in font sizes
+
+
+def _layout(tokens: list[str], line_width: int) -> tuple[list[tuple[float, int, float, str]], int]:
+    """(x, line, width, text) per token in character units, and the number of lines."""
+    boxes, x, y = [], 0.0, 0
+    for tok in tokens:
+        text = visible_text(tok)
+        w = len(text) + 0.3
+        if x > 0 and x + w > line_width:
+            x, y = 0.0, y + 1
+        boxes.append((x, y, w, text))
+        x += w + 0.15
+        if "\n" in tok:
+            x, y = 0.0, y + 1
+    return boxes, y + 1
+
+
 def plot_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *, title: str | None = None,
                      limits: Mapping[str, float] | None = None, cmap: str = "RdBu", line_width: int = 40,
                      fontsize: float = 9.0):
@@ -281,15 +296,13 @@ def plot_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *,
     if not statistics:
         raise ValueError("statistics is empty: pass at least one name -> values")
     limits = limits or {}
-    n_chars = sum(len(visible_text(str(t))) + 0.45 for t in tokens)
-    n_lines = int(n_chars // line_width) + 1 + sum("\n" in str(t) for t in tokens)
-    char_in = 0.62 * fontsize / 72.0
+    _, n_lines = _layout([str(t) for t in tokens], line_width)
+    panel_w = line_width * CHAR_EM * fontsize / 72.0 + 0.5
     fig, axes = plt.subplots(1, len(statistics), squeeze=False,
-                             figsize=(len(statistics) * (line_width * char_in + 0.6),
-                                      1.5 + n_lines * 2.0 * fontsize / 72.0))
+                             figsize=(len(statistics) * panel_w, 1.5 + n_lines * LINE_EM * fontsize / 72.0))
     for ax, (name, v) in zip(axes[0], statistics.items()):
         plot_tokens(tokens, v, ax=ax, title=name, label=name, vmax=limits.get(name), cmap=cmap,
-                    line_width=line_width, fontsize=fontsize)
+                    line_width=line_width)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.0, va="bottom", fontsize=fontsize + 3)
     return fig

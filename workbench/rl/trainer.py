@@ -1,0 +1,352 @@
+"""The RLVR loop all methods plug into: sample → score → filter → μ epochs × n mini-batches → log.
+
+    for step in range(steps):
+        rollout = collect_rollout(...)                    # G completions per prompt, rewards, DAPO filter
+        rollout.old_logp = log π_old(y)                   # the sampling policy, kept for all epochs
+        A = compute_advantages(cfg.advantage, ...)        # registry: grpo | dr_grpo | rloo | ...
+        for epoch in range(μ): for mini-batch in split(rollout, n):
+            w = compose_token_weights(cfg.token_weights, ctx)   # registry: low_prob | future_kl | tor | ...
+            loss = policy_loss(logp, old_logp, A, mask, token_weights=w, **LossConfig)  # one optimizer step
+
+A method is a config: DAPO is `RLConfig.for_method("dapo")`; ToR on DAPO adds `token_weights=["tor"]`;
+FIPO is `loss="fipo", token_weights=[("future_kl", {"decay_rate": 32})]`, `num_minibatches > 1`.
+
+Runs on `accelerate.Accelerator`, so `accelerate launch --num_processes 8 train.py` scales it: each
+process samples its shard of the prompts, the token-mean denominator is the *global* token count,
+and DDP averages gradients. Checkpoints (model, optimizer, scheduler, RNG, step) are safetensors +
+JSON; every step's sampling is seeded from (seed, step), so `resume=True` ends with exactly the
+numbers of an uninterrupted run.
+
+Simplifications (said plainly): the entropy handed to token weights is that of the full softmax
+(not top-p renormalised); no vLLM / separate inference engine — sampling uses the training model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from workbench.models.scoring import completion_logprobs
+from workbench.rl.advantages import compute_advantages, group_stats
+from workbench.rl.checkpoint import load_checkpoint, save_checkpoint
+from workbench.rl.losses import LossConfig, masked_mean, policy_loss
+from workbench.rl.rollout import Rollout, RLTask, collect_rollout
+from workbench.rl.weights import WeightContext, compose_token_weights
+from workbench.train.sft import lr_lambda
+from workbench.utils import seed_everything
+
+
+@dataclass
+class RLConfig:
+    """Every knob of an RLVR run (each field documents itself, TRL-style)."""
+
+    # the method
+    loss: str = field(default="grpo", metadata={"help": "policy-loss preset: grpo | dapo | dr_grpo | fipo (LOSSES registry)"})
+    advantage: str = field(default="grpo", metadata={"help": "advantage estimator: grpo | dr_grpo | rloo (ADVANTAGES registry)"})
+    token_weights: list = field(default_factory=list, metadata={"help": "token weights composed by product, e.g. ['low_prob', ('future_kl', {...})]"})
+    epsilon_low: float | None = field(default=None, metadata={"help": "override the preset's lower clip ε"})
+    epsilon_high: float | None = field(default=None, metadata={"help": "override the preset's upper clip ε (DAPO clip-higher: 0.28)"})
+    dual_clip_c: float | None = field(default=None, metadata={"help": "override the preset's dual-clip constant c (> 1)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "β of the k3 KL penalty against the reference policy"})
+    agg: str | None = field(default=None, metadata={"help": "override the preset's loss aggregation"})
+    # rollouts
+    num_prompts: int = field(default=16, metadata={"help": "prompts (groups) per step, across all processes"})
+    num_generations: int = field(default=8, metadata={"help": "G: completions per prompt"})
+    max_new_tokens: int = field(default=48, metadata={"help": "completion length cap (also Dr.GRPO's L_max)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO: drop all-equal-reward groups and refill"})
+    max_sampling_rounds: int = field(default=4, metadata={"help": "cap on sampling rounds per step with dynamic sampling"})
+    overlong_buffer: int = field(default=0, metadata={"help": "DAPO soft overlong penalty buffer L_cache (0 = off)"})
+    overlong_factor: float = field(default=1.0, metadata={"help": "scale of the overlong penalty"})
+    mask_truncated: bool = field(default=False, metadata={"help": "DAPO overlong filtering: no loss on truncated completions"})
+    # the update
+    num_epochs: int = field(default=1, metadata={"help": "μ: passes over each rollout"})
+    num_minibatches: int = field(default=1, metadata={"help": "n: optimizer steps per epoch (rollout split n ways)"})
+    micro_batch_size: int = field(default=64, metadata={"help": "rows per forward/backward (gradient accumulation)"})
+    lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up (optimizer steps), then cosine to 10%"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
+    # model
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters (peft) instead of all weights"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    # the run
+    steps: int = field(default=100, metadata={"help": "training steps (one rollout each)"})
+    seed: int = field(default=0, metadata={"help": "seed of prompts, sampling and shuffling"})
+    output_dir: str | None = field(default=None, metadata={"help": "metrics.jsonl and checkpoints go here"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every k steps (0 = only at the end)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if present"})
+    eval_every: int = field(default=0, metadata={"help": "held-out greedy accuracy every k steps (0 = off)"})
+    eval_n: int = field(default=200, metadata={"help": "held-out problems per evaluation"})
+    progress: bool = field(default=True, metadata={"help": "show a tqdm bar"})
+
+    @classmethod
+    def for_method(cls, method: str, **overrides) -> "RLConfig":
+        """Paper presets: `grpo`, `dr_grpo` (advantage without std + sum-norm loss), `dapo` (clip-higher,
+        token-mean, dynamic sampling, overlong shaping + filtering), `fipo` (DAPO + future-KL weights,
+        dual clip, 4 mini-batches so the weights act)."""
+        presets: dict[str, dict[str, Any]] = {
+            "grpo": dict(loss="grpo", advantage="grpo"),
+            "dr_grpo": dict(loss="dr_grpo", advantage="dr_grpo"),
+            "dapo": dict(loss="dapo", advantage="grpo", dynamic_sampling=True, overlong_buffer=8, mask_truncated=True),
+            "fipo": dict(loss="fipo", advantage="grpo", dynamic_sampling=True, overlong_buffer=8, mask_truncated=True,
+                         token_weights=[("future_kl", {"decay_rate": 32})], num_minibatches=4),
+        }
+        if method not in presets:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(presets)}")
+        return cls(**{**presets[method], **overrides})
+
+    def loss_config(self) -> LossConfig:
+        over = {k: getattr(self, k) for k in ("epsilon_low", "epsilon_high", "dual_clip_c", "agg") if getattr(self, k) is not None}
+        return LossConfig.from_name(self.loss, kl_coef=self.kl_coef, **over)
+
+    def validate(self) -> None:
+        for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
+        if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
+            raise ValueError(f"RLConfig.num_generations must be >= 2 for group advantages, got {self.num_generations}")
+        self.loss_config()
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """A CPU generator seeded from a tuple (seed, step, ...) — no state to carry across a resume."""
+    return torch.Generator().manual_seed(hash(key) % (2**63))
+
+
+@torch.no_grad()
+def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: float, with_entropy: bool = True):
+    """log π(y) [N, T] (and entropy) of the rollout's completions under `model`, in micro-batches."""
+    logps, ents = [], []
+    for i in range(0, len(rollout), micro_batch_size):
+        mb = rollout.select(torch.arange(i, min(i + micro_batch_size, len(rollout))))
+        dev = next(model.parameters()).device
+        lp, ent = completion_logprobs(model, mb.prompt_ids.to(dev), mb.prompt_mask.to(dev), mb.completion_ids.to(dev),
+                                      mb.completion_mask.to(dev), with_entropy=with_entropy, temperature=temperature,
+                                      **{k: v.to(dev) for k, v in mb.model_inputs().items()})
+        logps.append(lp.cpu())
+        ents.append(ent.cpu() if ent is not None else None)
+    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+
+
+def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, advantages: torch.Tensor,
+                  cfg: RLConfig, generator: torch.Generator) -> list[dict]:
+    """μ epochs × n mini-batches of clipped-surrogate steps on one rollout; returns per-optimizer-step metrics.
+
+    Each mini-batch is one optimizer step, accumulated over micro-batches; the aggregation's
+    denominators are global (summed over processes, divided by the process count because DDP
+    averages gradients), so micro-batching and multi-process runs give the same update as one
+    big batch on one process."""
+    loss_kwargs = cfg.loss_config().as_kwargs()
+    world = accelerator.num_processes
+    N, out = len(rollout), []
+    n_mb = min(cfg.num_minibatches, N)
+    device = accelerator.device
+    for epoch in range(cfg.num_epochs):
+        perm = torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)
+        for chunk in perm.chunk(n_mb):
+            tokens = rollout.completion_mask[chunk].sum().float().to(device)
+            seqs = torch.tensor(float(len(chunk)), device=device)
+            if world > 1:
+                tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
+            micro = chunk.split(cfg.micro_batch_size)
+            metrics: dict[str, float] = {}
+            for j, idx in enumerate(micro):
+                mb = rollout.select(idx).to(device)
+                sync = j == len(micro) - 1
+                ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
+                with ctx:
+                    logp, _ = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
+                                                  mb.completion_mask, temperature=cfg.temperature, **mb.model_inputs())
+                    adv = advantages[idx].to(device)
+                    wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
+                                         entropy=mb.entropy, extras=mb.extras)
+                    weights = compose_token_weights(cfg.token_weights, wctx) if cfg.token_weights else None
+                    loss, m = policy_loss(logp, mb.old_logp, adv, mb.completion_mask, ref_logp=mb.ref_logp,
+                                          token_weights=weights, num_tokens=tokens / world, num_seqs=seqs / world,
+                                          max_len=cfg.max_new_tokens, **loss_kwargs)
+                    accelerator.backward(loss)
+                share = float(mb.completion_mask.sum()) / max(float(rollout.completion_mask[chunk].sum()), 1.0)
+                for k, v in m.items():
+                    metrics[k] = metrics.get(k, 0.0) + float(v) * share
+                metrics["loss"] = metrics.get("loss", 0.0) + float(loss.detach())
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            metrics["grad_norm"] = float(grad_norm)
+            out.append(metrics)
+    return out
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@dataclass
+class TrainResult:
+    """`history`: one metrics dict per step (also in metrics.jsonl); `model`: the trained (unwrapped) policy."""
+
+    history: list[dict]
+    model: Any
+    output_dir: str | None
+
+
+def _apply_lora(model, cfg: RLConfig):
+    from peft import LoraConfig, get_peft_model
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=targets, lora_dropout=0.0))
+
+
+def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
+          on_step: Callable[[dict], None] | None = None) -> TrainResult:
+    """Run `cfg.steps` RLVR steps of `model` on `task` (see the module docstring for the loop).
+
+    Args:
+        model: any HF causal LM (or a VLM whose task provides `encode`); trained in place.
+        tokenizer: its tokenizer (or processor).
+        task: an `RLTask` (problems, prompt format, reward functions, optional held-out set).
+        cfg: the `RLConfig`.
+        accelerator: an `accelerate.Accelerator` (default: a new one; CPU if no GPU).
+        on_step: called with each step's metrics (e.g. a live plot in a notebook).
+
+    Returns:
+        TrainResult with the per-step history. Metrics per step: reward mean/std, fraction of
+        zero-std groups, dropped groups and sampling rounds (dynamic sampling), entropy, clip
+        fractions low/high/dual, response length, truncation rate, KL, loss, grad norm, lr,
+        tokens/s, and `eval_accuracy` on evaluation steps.
+    """
+    from accelerate import Accelerator
+
+    cfg.validate()
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    seed_everything(cfg.seed)
+    ref_model = None
+    if cfg.lora:
+        model = _apply_lora(model, cfg)
+    elif cfg.kl_coef > 0:
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    opt_steps = cfg.steps * cfg.num_epochs * cfg.num_minibatches
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, opt_steps) if cfg.warmup_steps else 1.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ref_model is not None:
+        ref_model = ref_model.to(accelerator.device)
+    start, history = 0, []
+    ckpt = os.path.join(cfg.output_dir, "checkpoint") if cfg.output_dir else None
+    log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
+    if cfg.output_dir and accelerator.is_main_process:
+        os.makedirs(cfg.output_dir, exist_ok=True)
+    if cfg.resume and ckpt and os.path.exists(os.path.join(ckpt, "state.json")):
+        meta = load_checkpoint(ckpt, model=accelerator.unwrap_model(model), optimizer=optimizer, scheduler=scheduler)
+        start, history = meta["step"], meta["extra"].get("history", [])
+    elif log_path and accelerator.is_main_process and os.path.exists(log_path):
+        os.remove(log_path)
+    if log_path and accelerator.is_main_process:  # keep exactly the steps the checkpoint covers
+        with open(log_path, "w") as f:
+            f.writelines(json.dumps(h) + "\n" for h in history)
+    eval_problems = task.eval_problems(cfg.eval_n) if (cfg.eval_every and task.eval_problems) else None
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.num_prompts % world:
+        raise ValueError(f"num_prompts={cfg.num_prompts} must be divisible by the number of processes ({world})")
+    bar = tqdm(range(start, cfg.steps), desc=f"RL {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
+               initial=start, total=cfg.steps)
+    policy = accelerator.unwrap_model(model)
+    for step in bar:
+        t0 = time.time()
+        rng = random.Random(f"{cfg.seed}/{step}/{rank}")
+        gen = seeded_generator(cfg.seed, step, rank)
+        rollout, sstats = collect_rollout(
+            policy, tokenizer, task, num_prompts=cfg.num_prompts // world, num_generations=cfg.num_generations,
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
+            dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds,
+            overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated)
+        t_gen = time.time() - t0
+        metrics = {"step": step + 1}
+        if len(rollout):
+            rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature)
+            if cfg.kl_coef > 0:
+                if cfg.lora:
+                    with policy.disable_adapter():
+                        rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False)
+                else:
+                    rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False)
+            adv = compute_advantages(cfg.advantage, rollout.rewards, rollout.group_ids, rollout.completion_mask)
+            model.train()
+            steps_metrics = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg,
+                                          seeded_generator(cfg.seed, step, 7919))
+            model.eval()
+            for k in steps_metrics[0]:
+                metrics[k] = sum(s[k] for s in steps_metrics) / len(steps_metrics)
+            gs = group_stats(rollout.rewards, rollout.group_ids)
+            mask = rollout.completion_mask
+            metrics.update(
+                reward_mean=float(rollout.rewards.mean()), reward_std=float(rollout.rewards.std()) if len(rollout) > 1 else 0.0,
+                entropy=float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0,
+                response_length=float(rollout.lengths.float().mean()), truncated_frac=float(rollout.truncated.float().mean()),
+                frac_zero_std_groups_after_filter=gs.frac_zero_std_groups,
+            )
+            for name, part in rollout.reward_parts.items():
+                metrics[f"reward/{name}"] = float(part.mean())
+        else:
+            metrics["skipped"] = 1
+        elapsed = time.time() - t0
+        metrics.update(frac_zero_std_groups=sstats.frac_zero_std_groups, groups_dropped=sstats.groups_dropped,
+                       sampling_rounds=sstats.rounds, completion_tokens=sstats.completion_tokens,
+                       tokens_per_s=sstats.completion_tokens / max(elapsed, 1e-9), gen_seconds=t_gen,
+                       step_seconds=elapsed, lr=scheduler.get_last_lr()[0])
+        if eval_problems and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            metrics["eval_accuracy"] = evaluate_task(policy, tokenizer, task, eval_problems)
+        history.append(metrics)
+        if accelerator.is_main_process:
+            if log_path:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+            bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.2f}",
+                            **({"acc": f"{metrics['eval_accuracy']:.2f}"} if "eval_accuracy" in metrics else {}))
+        if on_step:
+            on_step(metrics)
+        last = step + 1 == cfg.steps
+        if ckpt and accelerator.is_main_process and ((cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or last):
+            save_checkpoint(ckpt, model=policy, optimizer=optimizer, scheduler=scheduler, step=step + 1,
+                            extra={"history": history, "config": _jsonable_config(cfg)})
+    accelerator.wait_for_everyone()
+    return TrainResult(history=history, model=policy, output_dir=cfg.output_dir)
+
+
+def _jsonable_config(cfg: RLConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def evaluate_task(model, tokenizer, task: RLTask, problems: list, batch_size: int = 128, max_new_tokens: int = 64) -> float:
+    """Greedy held-out accuracy of `model` on `problems` (task.correct, else reward ≥ 1)."""
+    from workbench.rl.rollout import generate_group
+
+    correct = task.correct or (lambda c, p: sum(s.weight * s.fn(c, p) for s in task.rewards) >= 1.0)
+    hits = 0
+    for i in range(0, len(problems), batch_size):
+        chunk = problems[i : i + batch_size]
+        ro = generate_group(model, tokenizer, dataclasses.replace(task, rewards=task.rewards), chunk, num_generations=1,
+                            max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0, generator=None, greedy=True)
+        hits += sum(bool(correct(t, p)) for t, p in zip(ro.texts, chunk))
+    return hits / max(len(problems), 1)
