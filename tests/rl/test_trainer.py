@@ -1,0 +1,162 @@
+"""Integration tests of the RL loop on a tiny random LM: rollouts, DAPO filtering, resume, LoRA, rewards."""
+
+import json
+import os
+import random
+
+import pytest
+import torch
+from transformers import Qwen2ForCausalLM
+
+from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tokenizer import build_tokenizer, format_prompt
+from workbench.rl import RLConfig, RLTask, RewardSpec, train
+from workbench.rl.rewards import as_reward_specs, overlong_penalty, score_completions
+from workbench.rl.rollout import collect_rollout, cat_rollouts
+from workbench.rl.trainer import seeded_generator
+
+
+def tiny_lm(seed=0):
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+    model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=32, layers=1, heads=2, kv_heads=1)).eval()
+    return model, tok
+
+
+def digit_task(targets="0123456789"):
+    """Reward = fraction of the completion's characters that are digits (graded, so groups differ)."""
+
+    def sample(n, rng):
+        return [str(rng.randint(0, 9)) for _ in range(n)]
+
+    def reward(c, p):
+        return sum(ch in targets for ch in c) / max(len(c), 1)
+
+    return RLTask("digits", sample, lambda p: format_prompt(p), [RewardSpec("digits", reward)],
+                  eval_problems=lambda n: [str(i % 10) for i in range(n)], correct=lambda c, p: c[:1] in targets)
+
+
+CFG = dict(num_prompts=4, num_generations=4, max_new_tokens=6, micro_batch_size=8, lr=1e-2, progress=False)
+
+
+def test_rollout_record_shapes_groups_and_rewards():
+    model, tok = tiny_lm()
+    ro, stats = collect_rollout(model, tok, digit_task(), num_prompts=3, num_generations=4, max_new_tokens=5,
+                                generator=seeded_generator(0, 0), rng=random.Random(0))
+    assert len(ro) == 12 and ro.group_ids.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert ro.completion_ids.shape == ro.completion_mask.shape and ro.completion_ids.size(1) <= 5
+    assert ro.rewards.shape == (12,) and set(ro.reward_parts) == {"digits"}
+    assert all(ro.problems[i] == ro.problems[4 * (i // 4)] for i in range(12))
+    assert stats.rounds == 1 and stats.groups_sampled == 3
+    both = cat_rollouts([ro.select([0, 1]), ro.select([4, 5, 6])], tok.pad_token_id)
+    assert len(both) == 5 and both.texts == [ro.texts[i] for i in (0, 1, 4, 5, 6)]
+
+
+def test_dynamic_sampling_drops_all_equal_groups_and_caps_rounds():
+    model, tok = tiny_lm()
+    constant = RLTask("const", digit_task().sample, format_prompt, [RewardSpec("one", lambda c, p: 1.0)])
+    ro, stats = collect_rollout(model, tok, constant, num_prompts=2, num_generations=3, max_new_tokens=4,
+                                generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True,
+                                max_sampling_rounds=3)
+    assert len(ro) == 0 and stats.rounds == 3 and stats.groups_dropped == 6 and stats.frac_zero_std_groups == 1.0
+    # a reward that alternates per call gives mixed groups: none dropped, one round
+    flip = iter(range(10**6))
+    mixed = RLTask("mixed", digit_task().sample, format_prompt, [RewardSpec("alt", lambda c, p: float(next(flip) % 2))])
+    ro, stats = collect_rollout(model, tok, mixed, num_prompts=2, num_generations=4, max_new_tokens=4,
+                                generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True)
+    assert len(ro) == 8 and stats.rounds == 1 and stats.groups_dropped == 0
+
+
+def test_overlong_penalty_matches_dapo_formula():
+    lengths = torch.tensor([0, 10, 12, 13, 15, 16, 17])
+    got = overlong_penalty(lengths, max_len=16, buffer=4)
+    expect = []
+    for L in lengths.tolist():  # eq. 13 of arXiv 2503.14476, written out
+        expect.append(0.0 if L <= 12 else (12 - L) / 4 if L <= 16 else -1.0)
+    assert got.tolist() == pytest.approx(expect)
+    with pytest.raises(ValueError, match="buffer"):
+        overlong_penalty(lengths, 16, 0)
+
+
+def test_rewards_combine_with_weights_and_a_raising_one_is_named():
+    specs = as_reward_specs([("a", lambda c, p: 1.0, 0.5), RewardSpec("b", lambda c, p: len(c), 2.0)])
+    total, parts = score_completions(specs, ["xy", ""], [None, None])
+    assert total.tolist() == [4.5, 0.5] and parts["b"].tolist() == [2.0, 0.0]
+
+    def broken(c, p):
+        raise KeyError("boom")
+
+    with pytest.raises(RuntimeError, match="reward function 'broken' raised KeyError"):
+        score_completions(as_reward_specs([broken]), ["x"], [None])
+    with pytest.raises(ValueError, match="'nan' returned nan"):
+        score_completions(as_reward_specs({"nan": lambda c, p: float("nan")}), ["x"], [None])
+
+
+def test_training_raises_reward_on_a_learnable_task():
+    model, tok = tiny_lm()
+    res = train(model, tok, digit_task(), RLConfig(steps=25, **CFG))
+    first = sum(h["reward_mean"] for h in res.history[:3]) / 3
+    last = sum(h["reward_mean"] for h in res.history[-3:]) / 3
+    assert last > first + 0.2, (first, last)
+    for key in ("reward_std", "frac_zero_std_groups", "entropy", "clip_frac_low", "clip_frac_high", "response_length",
+                "kl", "tokens_per_s", "loss", "grad_norm"):
+        assert key in res.history[-1]
+
+
+@pytest.mark.parametrize("method", ["grpo", "dr_grpo", "dapo", "fipo"])
+def test_every_method_preset_runs_two_steps(method, tmp_path):
+    model, tok = tiny_lm()
+    cfg = RLConfig.for_method(method, steps=2, output_dir=str(tmp_path), **CFG)
+    if method in ("dapo", "fipo"):
+        cfg.overlong_buffer = 2
+    res = train(model, tok, digit_task(), cfg)
+    lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert [x["step"] for x in lines] == [1, 2] and len(res.history) == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_several_minibatches_move_the_ratio_away_from_one():
+    model, tok = tiny_lm()
+    res = train(model, tok, digit_task(), RLConfig(steps=1, num_minibatches=4, num_epochs=2, **CFG))
+    assert abs(res.history[0]["ratio_mean"] - 1.0) > 1e-6  # later mini-batches see an updated policy
+
+
+def _params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_resume_ends_with_the_same_numbers(tmp_path):
+    cfg = dict(CFG, num_minibatches=2, token_weights=["low_prob"])
+    full_model, tok = tiny_lm()
+    full = train(full_model, tok, digit_task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
+    part_model, _ = tiny_lm()
+    train(part_model, tok, digit_task(), RLConfig(steps=2, output_dir=str(tmp_path / "b"), **cfg))
+    assert os.path.exists(tmp_path / "b" / "checkpoint" / "model.safetensors")
+    fresh, _ = tiny_lm(seed=123)  # different init: everything must come from the checkpoint
+    resumed = train(fresh, tok, digit_task(), RLConfig(steps=4, output_dir=str(tmp_path / "b"), resume=True, **cfg))
+    assert torch.equal(_params(full.model), _params(resumed.model))
+    strip = lambda h: {k: v for k, v in h.items() if k not in ("tokens_per_s", "gen_seconds", "step_seconds")}  # noqa: E731
+    assert [strip(h) for h in full.history] == [strip(h) for h in resumed.history]
+    lines = [json.loads(x) for x in open(tmp_path / "b" / "metrics.jsonl")]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4]
+    assert not any(f.endswith((".pt", ".bin", ".pkl")) for f in os.listdir(tmp_path / "b" / "checkpoint"))
+
+
+def test_lora_with_kl_uses_the_disabled_adapter_as_reference():
+    model, tok = tiny_lm()
+    base = _params(model).clone()
+    res = train(model, tok, digit_task(), RLConfig(steps=2, lora=True, lora_r=4, lora_alpha=8, kl_coef=0.1, **CFG))
+    assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # adapter starts at zero: policy == reference
+    with res.model.disable_adapter():
+        restored = torch.cat([p.detach().flatten() for n, p in res.model.named_parameters() if "lora_" not in n])
+    assert torch.equal(restored, base)  # the base weights never moved
+
+
+def test_bad_config_is_one_sentence():
+    model, tok = tiny_lm()
+    with pytest.raises(ValueError, match="num_generations must be >= 2"):
+        train(model, tok, digit_task(), RLConfig(num_generations=1, **{k: v for k, v in CFG.items() if k != "num_generations"}))
+    with pytest.raises(ValueError, match="unknown method 'ppo'"):
+        RLConfig.for_method("ppo")
+    with pytest.raises(KeyError, match="unknown advantage estimator 'gpro'"):
+        train(model, tok, digit_task(), RLConfig(advantage="gpro", steps=1, **CFG))
