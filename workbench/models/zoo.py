@@ -156,3 +156,4 @@ def _load_local(path: str, device: torch.device, dtype):
 def _import_recipes() -> None:
     """Recipes register themselves on import; import every module that defines one."""
     from workbench.models import recipes  # noqa: F401
+    from workbench.rl import recipes as rl_recipes  # noqa: F401
