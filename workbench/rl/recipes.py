@@ -1,7 +1,7 @@
 """RL'd zoo models: `tiny-arith-grpo` and `tiny-arith-dapo` — the `cpu` preset of each method run on
 the `tiny-arith` base, cached like any zoo model (with the training curve in `info.json`).
 
-    python -m workbench.rl.recipes grpo          # run the cpu preset, print the held-out accuracy curve
+    python -m workbench.rl grpo          # run the cpu preset, print the held-out accuracy curve
 
 `ARITH_RL_CPU` is the preset; notebooks that need an RL model (Δlog p, the quickstart) load these
 names, so the model is trained once and reused.
@@ -9,7 +9,6 @@ names, so the model is trained once and reused.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 
@@ -50,21 +49,3 @@ def tiny_arith_grpo(seed: int = 0):
 def tiny_arith_dapo(seed: int = 0):
     """`tiny-arith` after the cpu preset of DAPO (arXiv 2503.14476)."""
     return rl_arith("dapo", seed)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description="Run the cpu RL preset on tiny-arith and print the accuracy curve.")
-    ap.add_argument("method", choices=["grpo", "dapo", "dr_grpo", "fipo"])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=None)
-    args = ap.parse_args()
-    over = {k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None}
-    _, _, info = rl_arith(args.method, args.seed, **over)
-    print(f"{args.method}: held-out greedy accuracy {info['base_accuracy_500']:.3f} -> {info['final_accuracy_500']:.3f} "
-          f"(+{100 * (info['final_accuracy_500'] - info['base_accuracy_500']):.1f} points) in {info['train_seconds']:.0f} s")
-    print("curve (step, accuracy on 200):", info["eval_curve_200"])
-
-
-if __name__ == "__main__":
-    main()
