@@ -83,6 +83,16 @@ class Rollout:
                 out[f.name] = v
         return Rollout(**out)
 
+    def trim(self) -> "Rollout":
+        """Drop completion columns that are padding in every row (work saved in micro-batches of short rows)."""
+        T = int(self.completion_mask.sum(-1).max()) if len(self) else 0
+        if T == self.completion_ids.size(1):
+            return self
+        cut = lambda t: t[:, :T] if t is not None else None  # noqa: E731
+        return replace(self, completion_ids=cut(self.completion_ids), completion_mask=cut(self.completion_mask),
+                       old_logp=cut(self.old_logp), ref_logp=cut(self.ref_logp), entropy=cut(self.entropy),
+                       extras={k: cut(v) for k, v in self.extras.items()})
+
     def model_inputs(self) -> dict:
         """Extra model inputs of these rows, concatenated along dim 0 (e.g. pixel_values, image_grid_thw)."""
         if not self.row_inputs:

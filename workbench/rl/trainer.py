@@ -155,6 +155,12 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     world = accelerator.num_processes
     N, out = len(rollout), []
     n_mb = min(cfg.num_minibatches, N)
+    on_policy = rollout.old_logp is None  # filled from the update's own forward (one pass, one mini-batch only)
+    if on_policy:
+        if cfg.num_epochs > 1 or n_mb > 1:
+            raise ValueError("rollout.old_logp is needed when the rollout is used for more than one optimizer step")
+        rollout.old_logp = torch.zeros(rollout.completion_ids.shape)
+        rollout.entropy = torch.zeros(rollout.completion_ids.shape)
     device = accelerator.device
     for epoch in range(cfg.num_epochs):
         perm = torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)
@@ -166,13 +172,18 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             micro = chunk.split(cfg.micro_batch_size)
             metrics: dict[str, float] = {}
             for j, idx in enumerate(micro):
-                mb = rollout.select(idx).to(device)
+                mb = rollout.select(idx).trim().to(device)
+                Tm = mb.completion_ids.size(1)
                 sync = j == len(micro) - 1
                 ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
                 with ctx:
-                    logp, _ = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
-                                                  mb.completion_mask, temperature=cfg.temperature, **mb.model_inputs())
-                    adv = advantages[idx].to(device)
+                    logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
+                                                    mb.completion_mask, temperature=cfg.temperature,
+                                                    with_entropy=on_policy, **mb.model_inputs())
+                    if on_policy:  # single pass: the update's forward *is* the old policy
+                        mb.old_logp, mb.entropy = logp.detach(), ent
+                        rollout.old_logp[idx, :Tm], rollout.entropy[idx, :Tm] = mb.old_logp.cpu(), ent.cpu()
+                    adv = advantages[idx, :Tm].to(device)
                     wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
                                          entropy=mb.entropy, extras=mb.extras)
                     weights = compose_token_weights(cfg.token_weights, wctx) if cfg.token_weights else None
@@ -284,7 +295,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
-            rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature)
+            if cfg.num_epochs > 1 or cfg.num_minibatches > 1:  # else the update's forward gives log π_old
+                rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature)
             if cfg.kl_coef > 0:
                 if cfg.lora:
                     with policy.disable_adapter():
