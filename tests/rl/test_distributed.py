@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 WORKER = os.path.join(os.path.dirname(__file__), "dist_update_worker.py")
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
+@pytest.mark.parametrize("agg", ["token-mean", pytest.param("seq-mean-token-mean", marks=pytest.mark.slow)])
 def test_two_processes_equal_one(tmp_path, agg):
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
     if accelerate is None:
