@@ -139,12 +139,48 @@ def _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, 
                  generator, eos, pad, model_inputs):
     if generator is not None:  # HF generate draws from the global RNG: seed it from ours
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-    extra = {k: (v.repeat_interleave(num_samples, 0) if torch.is_tensor(v) and num_samples > 1 and k != "pixel_values"
-                 and k != "image_grid_thw" else v) for k, v in model_inputs.items()}
+    extra = repeat_model_inputs(model, model_inputs, input_ids[::num_samples], num_samples)
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                          do_sample=not greedy, temperature=temperature if not greedy else None,
                          top_p=top_p if not greedy else None, top_k=None, eos_token_id=eos, pad_token_id=pad, **extra)
     return out[:, input_ids.size(1):]
+
+
+def repeat_model_inputs(model, model_inputs: dict, prompt_ids: torch.Tensor, num_samples: int) -> dict:
+    """Extra model inputs of B prompts repeated for `num_samples` samples each (rows prompt-major, b·G + g),
+    as `sample` and scoring need them: per-row tensors (e.g. `mm_token_type_ids` [B, P]) are repeated
+    along dim 0; images (`pixel_values` [Σ patches, D], `image_grid_thw` [n_images, 3]) are repeated per
+    prompt, so every copy of prompt b sees prompt b's images. prompt_ids: [B, P], one row per prompt."""
+    if num_samples == 1:
+        return dict(model_inputs)
+    out = {k: (v.repeat_interleave(num_samples, 0) if torch.is_tensor(v) and k not in ("pixel_values", "image_grid_thw")
+               else v) for k, v in model_inputs.items()}
+    if out.get("image_grid_thw") is not None:
+        out.update(_repeat_images(model, prompt_ids, out["pixel_values"], out["image_grid_thw"], num_samples))
+    return out
+
+
+def _repeat_images(model, prompt_ids, pixel_values, image_grid_thw, num_samples):
+    """Repeat each prompt's images `num_samples` times in prompt-major order (row b·G + g gets prompt b's
+    images). pixel_values: [Σ_i t_i·h_i·w_i, D] patches of the images in order; image_grid_thw: [n_images, 3];
+    prompt b owns as many images as its `image_token_id` count covers (t·h·w / merge² tokens each)."""
+    merge = model.config.vision_config.spatial_merge_size
+    patches = image_grid_thw.prod(-1)
+    tokens = (patches // merge**2).tolist()
+    chunks = list(torch.split(pixel_values, patches.tolist()))
+    per_prompt, i = [], 0
+    for n_tok in (prompt_ids == model.config.image_token_id).sum(1).tolist():
+        own = []
+        while n_tok > 0 and i < len(tokens):
+            own.append(i)
+            n_tok -= tokens[i]
+            i += 1
+        if n_tok != 0:
+            raise ValueError("image tokens in the prompts do not match image_grid_thw: cannot repeat images per sample")
+        per_prompt.append(own)
+    order = [j for own in per_prompt for _ in range(num_samples) for j in own]
+    return {"pixel_values": torch.cat([chunks[j] for j in order]) if order else pixel_values[:0],
+            "image_grid_thw": image_grid_thw[order]}
 
 
 def _finish(new: torch.Tensor, eos: int, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

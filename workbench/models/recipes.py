@@ -61,3 +61,6 @@ def tiny_arith(seed: int = 0, sft_steps: int = 200, batch_size: int = 64):
     n_params = sum(p.numel() for p in model.parameters())
     return model, tok, {"sft_steps": sft_steps, "batch_size": batch_size, "final_loss": history[-1]["loss"],
                         "heldout_accuracy_200": acc, "parameters": n_params, "task": TINY_ARITH}
+
+from workbench.models import vlm  # noqa: E402,F401  (registers the tiny-shapes-vl recipe)
+from workbench.models import recipes_haystack  # noqa: E402,F401  (registers tiny-haystack, tiny-haystack-smoke)

@@ -40,7 +40,8 @@ def completion_logprobs(
         completion_ids, completion_mask: [B, T] right-padded completions.
         with_entropy: also return the entropy of each next-token distribution [B, T].
         temperature: logits are divided by it (match the sampling temperature for exact ratios).
-        **model_inputs: extra inputs such as `pixel_values`, `image_grid_thw`.
+        **model_inputs: extra inputs such as `pixel_values`, `image_grid_thw`; a vision-language
+            model's `mm_token_type_ids` [B, P] (prompt only) is extended with zeros over the completion.
 
     Returns:
         (logp [B, T], entropy [B, T] or None); zeros where `completion_mask` is 0.
@@ -48,6 +49,9 @@ def completion_logprobs(
     input_ids = torch.cat([prompt_ids, completion_ids], 1)
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, **model_inputs)
+    token_types = model_inputs.get("mm_token_type_ids")  # VLM modality ids cover the prompt: completion is text (0)
+    if token_types is not None and token_types.size(1) == prompt_ids.size(1):
+        kwargs["mm_token_type_ids"] = torch.cat([token_types, token_types.new_zeros(completion_ids.shape)], 1)
     if not model_inputs:  # text models: explicit positions make left padding exact
         kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     P, T = prompt_ids.size(1), completion_ids.size(1)
