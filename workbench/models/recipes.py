@@ -64,3 +64,4 @@ def tiny_arith(seed: int = 0, sft_steps: int = 200, batch_size: int = 64):
 
 from workbench.models import vlm  # noqa: E402,F401  (registers the tiny-shapes-vl recipe)
 from workbench.models import recipes_haystack  # noqa: E402,F401  (registers tiny-haystack, tiny-haystack-smoke)
+from workbench.models import recipes_long  # noqa: E402,F401  (registers tiny-arith-long)
