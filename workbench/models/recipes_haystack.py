@@ -1,22 +1,28 @@
 """Zoo recipe `tiny-haystack`: a character-level Qwen2 trained *dense* to retrieve pass keys (PHSA notebook 09).
 
 Training data are `tasks.haystack` passkey documents (prompt = punctuated filler + needle + question,
-completion = the key and a full stop). The loss covers the needle, the question and the answer but not
-the filler: the needle repeats its key ("The pass key is 68301. Remember it. 68301 is the pass key.")
-so every document teaches copying twice, once at short range inside the needle and once at long range
-from the question; unpredictable filler would only add noise to the loss.
+completion = the key and a full stop). The loss covers the needle, the question and the answer, but not
+the filler (unpredictable prose) nor the first appearance of each number (a random key cannot be
+predicted; its later copies can). The needle repeats its key ("The pass key is 68301. Remember it.
+68301 is the pass key."), so every document teaches copying twice, at short range inside the needle
+and at long range from the question. Masking the unpredictable first key was what let the copy circuit
+form within a few hundred steps in our runs.
 
-Long contexts on a CPU budget: documents are short (`lengths`, a few hundred characters), and the
-positions of the text after a random cut point are shifted by a random skip (PoSE, arXiv 2309.10400),
-so the relative distances seen in training span up to `position_span` tokens and evaluating at 4k-16k
-tokens stays within trained RoPE distances (`max_position_embeddings` = 32768).
+Long contexts on a CPU budget: documents are short (at most 1024 characters), and the positions of the
+text after a random cut point are shifted by a random skip (PoSE, arXiv 2309.10400), so the relative
+distances seen in training span up to 16k tokens (`max_position_embeddings` = 32768). Without the
+shifts the model keyed on the needle's distance and failed beyond 160 characters; with them it still
+fails beyond ~4k characters dense, because the needle's attention is diluted by thousands of filler
+tokens (an oracle-selected top-2 sparse attention retrieves it at 8k: see notebook 09).
 
-`tiny-haystack-smoke` is the same recipe with a handful of steps, for CI smoke runs on a fresh clone.
+`tiny-haystack-smoke` is the same recipe cut to 4 steps, for CI smoke runs on a fresh clone (seconds).
 """
 
 from __future__ import annotations
 
 import random
+import re
+from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -54,11 +60,16 @@ def haystack_batch(tokenizer, examples: Sequence[haystack.HaystackExample], labe
         text = ex.prompt + ex.answer + "."
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         spans = [(len(ex.prompt), len(text))] if label != "all" else [(0, len(text))]
+        unpredictable = []
         if label == "needles":
             spans += [(ex.document.index(n), ex.document.index(n) + len(n)) for n in ex.needles]
             spans.append((len(ex.document), len(ex.prompt)))
+            unpredictable = _first_numbers(ex)
         # a token carries the loss when its characters overlap a labelled span (BPE tokens may straddle)
-        labelled.append([any(s < end and e > start for start, end in spans) for s, e in enc["offset_mapping"]])
+        # and not a random number's first appearance
+        labelled.append([any(s < end and e > start for start, end in spans)
+                         and not any(s < end and e > start for start, end in unpredictable)
+                         for s, e in enc["offset_mapping"]])
         rows.append(enc["input_ids"])
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -80,6 +91,16 @@ def haystack_batch(tokenizer, examples: Sequence[haystack.HaystackExample], labe
     return out
 
 
+def _first_numbers(ex: haystack.HaystackExample) -> list[tuple[int, int]]:
+    """Character spans of each number's first appearance in the document (random, so not predictable)."""
+    spans, seen = [], set()
+    for m in re.finditer(r"\d+", ex.document):
+        if m.group() not in seen:
+            seen.add(m.group())
+            spans.append(m.span())
+    return spans
+
+
 def haystack_batches(tokenizer, batch_size: int, lengths: Sequence[int], seed: int, kinds: Sequence[str] = ("passkey",),
                      label: str = "needles", position_span: int = 0) -> Iterator[dict]:
     """Endless seeded batches; each batch has one length drawn from `lengths`, examples seeded from `seed`
@@ -93,23 +114,48 @@ def haystack_batches(tokenizer, batch_size: int, lengths: Sequence[int], seed: i
         yield haystack_batch(tokenizer, exs, label, position_span, rng)
 
 
-def build_tiny_haystack(seed: int, steps: int, batch_size: int, lengths: Sequence[int], position_span: int,
-                        lr: float = 2e-3):
-    """Build the tiny char-level Qwen2 and SFT it dense on passkey documents; returns (model, tokenizer, info)."""
+@dataclass(frozen=True)
+class Phase:
+    """One SFT phase: `steps` of `batch_size` documents with lengths drawn from `lengths`, PoSE positions
+    spanning `position_span` tokens, cosine learning rate from `lr`."""
+
+    steps: int
+    batch_size: int
+    lengths: tuple[int, ...]
+    position_span: int
+    lr: float
+    warmup: int
+
+
+# Phase 1 forms the copy circuit on short documents (the needle sits a few dozen characters back, and PoSE
+# shifts stop it from keying on that distance); phase 2 teaches it to ignore hundreds of filler tokens.
+# Measured (seed 0, 1 thread): 1.00 / 1.00 / 0.94 / 0.88 / 0.50 / 0.00 greedy passkey exact match at
+# 160 / 512 / 1024 / 2048 / 4096 / 8192 characters; the oracle top-2 sparse model does better at 4k-8k.
+TINY_HAYSTACK_PHASES = (Phase(800, 32, (112, 128, 160), 16384, 2e-3, 30),
+                        Phase(400, 8, (160, 256, 512, 768, 1024), 16384, 1e-3, 10))
+
+
+def build_tiny_haystack(seed: int, phases: Sequence[Phase], eval_lengths: Sequence[int] = (512, 2048), n_eval: int = 16):
+    """Build the tiny char-level Qwen2 and SFT it dense on passkey documents, phase by phase.
+
+    Returns:
+        (model, tokenizer, info) with the loss after each phase and teacher-forced passkey accuracy on
+        `n_eval` held-out documents at each of `eval_lengths`.
+    """
     seed_everything(seed)
     tok = build_tokenizer()
     model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), **TINY_HAYSTACK))
     model.config.pad_token_id, model.config.eos_token_id = tok.pad_token_id, tok.eos_token_id
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
-    batches = haystack_batches(tok, batch_size, lengths, seed, position_span=position_span)
-    history = sft(model, batches, SFTConfig(steps=steps, lr=lr, warmup_steps=min(30, steps)),
-                  desc="SFT tiny-haystack")
-    acc = {}
-    for length in (256, 1024):
-        acc[f"passkey_teacher_forced_{length}"] = teacher_forced_accuracy(model, tok, haystack.generate(
-            32, "passkey", length, seed=10_000))
-    return model, tok, {"sft_steps": steps, "batch_size": batch_size, "lengths": list(lengths),
-                        "position_span": position_span, "final_loss": history[-1]["loss"], **acc,
+    losses = []
+    for i, ph in enumerate(phases):
+        batches = haystack_batches(tok, ph.batch_size, ph.lengths, seed * 100 + i, position_span=ph.position_span)
+        history = sft(model, batches, SFTConfig(steps=ph.steps, lr=ph.lr, warmup_steps=min(ph.warmup, ph.steps)),
+                      desc=f"SFT tiny-haystack phase {i + 1}")
+        losses.append(history[-1]["loss"])
+    acc = {f"passkey_teacher_forced_{n}": teacher_forced_accuracy(model, tok, haystack.generate(
+        n_eval, "passkey", n, seed=10_000)) for n in eval_lengths}
+    return model, tok, {"phases": [asdict(ph) for ph in phases], "final_loss_per_phase": losses, **acc,
                         "parameters": sum(p.numel() for p in model.parameters()), "config": TINY_HAYSTACK}
 
 
@@ -129,11 +175,11 @@ def teacher_forced_accuracy(model, tokenizer, examples: Sequence[haystack.Haysta
 
 @register_recipe("tiny-haystack", version="1")
 def tiny_haystack(seed: int = 0):
-    """Char-level Qwen2 (hidden 128, 2 layers) after dense SFT on 160-512-character passkey documents."""
-    return build_tiny_haystack(seed, steps=600, batch_size=16, lengths=(160, 256, 384), position_span=16384)
+    """Char-level Qwen2 (hidden 128, 2 layers, 0.3M parameters) after two phases of dense passkey SFT."""
+    return build_tiny_haystack(seed, TINY_HAYSTACK_PHASES)
 
 
 @register_recipe("tiny-haystack-smoke", version="1")
 def tiny_haystack_smoke(seed: int = 0):
-    """The `tiny-haystack` recipe with 4 steps: a fast, untrained stand-in for CI smoke runs."""
-    return build_tiny_haystack(seed, steps=4, batch_size=4, lengths=(160,), position_span=2048)
+    """The `tiny-haystack` recipe cut to 4 steps: a fast, untrained stand-in for CI smoke runs."""
+    return build_tiny_haystack(seed, (Phase(4, 4, (160,), 2048, 2e-3, 2),), eval_lengths=(256,), n_eval=4)
