@@ -30,49 +30,10 @@ from typing import Callable, Iterator, Sequence
 import pandas as pd
 import torch
 
+from workbench.models.scoring import (  # noqa: F401  (re-exported: the analysis API names them)
+    _upcast, _xlogy_exp, entropy_from_logits, position_ids_from_mask, selective_log_softmax)
+
 LN2 = math.log(2.0)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids for a (left- or right-)padded batch: `cumsum(mask) − 1`, 0 on pads.
-
-    Args:
-        attention_mask: [B, T] 1 for real tokens, 0 for padding.
-    Returns:
-        position_ids: [B, T] long, the index of each real token within its own sequence.
-    """
-    mask = attention_mask.long()
-    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-
-
-def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[index] without materialising the full log-softmax.
-
-    Computes `logits.gather(-1, index) − logsumexp(logits, -1)`; the naive twin is
-    `torch.log_softmax(logits, -1).gather(-1, index[..., None]).squeeze(-1)`, which allocates a
-    second [..., V] tensor. Upcasts to float32 (keeps float64).
-
-    Args:
-        logits: [..., V].
-        index: [...] long, the token whose log-prob is wanted.
-    Returns:
-        logp: [...] float32 (or float64).
-    """
-    logits = _upcast(logits)
-    taken = logits.gather(-1, index.unsqueeze(-1)).squeeze(-1)
-    return taken - torch.logsumexp(logits, dim=-1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy H(p) = −Σ_v p(v) log p(v) of p = softmax(logits), with 0·log 0 = 0.
-
-    Args:
-        logits: [..., V].
-    Returns:
-        entropy: [...] in nats.
-    """
-    logp = torch.log_softmax(_upcast(logits), dim=-1)
-    return -_xlogy_exp(logp, logp).sum(-1)
 
 
 def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
@@ -241,16 +202,6 @@ def token_stats_frame(model_a, input_ids: torch.Tensor, attention_mask: torch.Te
 
 
 # ---------------------------------------------------------------------------------------------
-def _upcast(x: torch.Tensor) -> torch.Tensor:
-    return x if x.dtype == torch.float64 else x.float()
-
-
-def _xlogy_exp(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """p · y with p = exp(logp), and 0 where p = 0 (so −inf·0 never becomes NaN)."""
-    p = logp.exp()
-    return torch.where(p > 0, p * y, torch.zeros_like(p))
-
-
 def _logit_chunks(model, input_ids, attention_mask, position_ids,
                   chunk_size) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield (start, end, logits [B, end − start, V]) over the sequence.

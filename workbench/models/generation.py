@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from workbench.models.scoring import position_ids_from_mask
+
 
 @dataclass
 class Generation:
@@ -110,7 +112,7 @@ def sample(
 
 def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos):
     B = input_ids.size(0)
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    position_ids = position_ids_from_mask(attention_mask)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
     past, logits = out.past_key_values, out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1

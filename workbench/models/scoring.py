@@ -10,16 +10,50 @@ from __future__ import annotations
 import torch
 
 
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for a (left- or right-)padded batch: `cumsum(mask) − 1`, 0 on pads.
+
+    Args:
+        attention_mask: [B, T] 1 for real tokens, 0 for padding.
+    Returns:
+        position_ids: [B, T] long, the index of each real token within its own sequence.
+    """
+    mask = attention_mask.long()
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+
+
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """log-softmax of `logits` [..., V] at `index` [...], computed in float32 -> [...]."""
-    logits = logits.float()
-    return logits.gather(-1, index.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    """log softmax(logits)[index] without materialising the full log-softmax.
+
+    Computes `logits.gather(-1, index) − logsumexp(logits, -1)`; the naive twin is
+    `torch.log_softmax(logits, -1).gather(-1, index[..., None]).squeeze(-1)`, which allocates a
+    second [..., V] tensor. Upcasts to float32 (keeps float64).
+
+    Args:
+        logits: [..., V].
+        index: [...] long, the token whose log-prob is wanted.
+    Returns:
+        logp: [...] float32 (or float64).
+    """
+    logits = _upcast(logits)
+    taken = logits.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return taken - torch.logsumexp(logits, dim=-1)
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """H = logsumexp(z) − Σ softmax(z)·z over the last axis, float32. [..., V] -> [...]."""
-    logits = logits.float()
-    return torch.logsumexp(logits, -1) - (logits.softmax(-1) * logits).sum(-1)
+    """Entropy H(p) = −Σ_v p(v) log p(v) of p = softmax(logits), with 0·log 0 = 0. [..., V] -> [...] nats."""
+    logp = torch.log_softmax(_upcast(logits), dim=-1)
+    return -_xlogy_exp(logp, logp).sum(-1)
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def _xlogy_exp(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """p · y with p = exp(logp), and 0 where p = 0 (so −inf·0 never becomes NaN)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * y, torch.zeros_like(p))
 
 
 def completion_logprobs(
@@ -53,7 +87,7 @@ def completion_logprobs(
     if token_types is not None and token_types.size(1) == prompt_ids.size(1):
         kwargs["mm_token_type_ids"] = torch.cat([token_types, token_types.new_zeros(completion_ids.shape)], 1)
     if not model_inputs:  # text models: explicit positions make left padding exact
-        kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     P, T = prompt_ids.size(1), completion_ids.size(1)
     logits = model(**kwargs, use_cache=False).logits[:, P - 1 : P + T - 1]
     if temperature != 1.0:
