@@ -31,6 +31,29 @@ def test_greedy_matches_hf_generate_per_prompt(lm):
         assert gen.completion_ids[i, :n].tolist() == ref[:n].tolist()
 
 
+def test_dropping_finished_rows_changes_no_token():
+    """The decode loop drops finished rows from the batch and the KV cache; greedy tokens must equal
+    those of a loop that never drops. A random model with large weights gives varied continuations
+    that end (EOS) at different steps, so rows really are dropped mid-batch."""
+    from workbench.models.generation import _decode_loop, encode_prompts
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    cfg = tiny_qwen2_config(len(tok), hidden=64, layers=2, heads=4, kv_heads=2, initializer_range=0.5)
+    model = Qwen2ForCausalLM(cfg).eval()
+    prompts = PROMPTS + [format_prompt(q) for q in ("7-7", "12+30", "5*5*5", "0", "8/2", "3-9")]
+    ids, mask = encode_prompts(tok, prompts)
+    eos = tok.eos_token_id
+    args = (model, ids, mask, 24, 1.0, 1.0, True, None, eos)
+    never = _decode_loop(*args, compact_frac=float("inf"))
+    always = _decode_loop(*args, compact_frac=0.0)
+    default = _decode_loop(*args)
+    ended = (never == eos).any(1)
+    first_eos = torch.where(ended, (never == eos).float().argmax(1), -1)
+    assert int(ended.sum()) >= 2 and len(set(first_eos.tolist())) >= 3, f"rows must end at different steps: {first_eos}"
+    assert torch.equal(never, always) and torch.equal(never, default)
+
+
 def test_sampling_is_seeded_and_grouped(lm):
     model, tok = lm
     a = sample(model, tok, PROMPTS, num_samples=3, max_new_tokens=10, generator=torch.Generator().manual_seed(1))

@@ -110,31 +110,47 @@ def sample(
     return Generation(input_ids, attention_mask, completion_ids, completion_mask, truncated, texts)
 
 
-def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos):
-    B = input_ids.size(0)
+def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos,
+                 compact_frac: float = 0.25):
+    """KV-cache decoding that stops computing finished rows.
+
+    Rows that emitted EOS are padded with EOS from then on; once at least `compact_frac` of the rows
+    still in the batch have finished, they are dropped from the batch and from the KV cache
+    (`Cache.batch_select_indices`), so late steps cost only what the long completions need.
+    Returns the new tokens [B, T_new] (T_new ≤ max_new_tokens: the longest completion)."""
+    B, device = input_ids.size(0), input_ids.device
     position_ids = position_ids_from_mask(attention_mask)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
     past, logits = out.past_key_values, out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1
-    done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    tokens = []
-    for _ in range(max_new_tokens):
+    new = torch.full((B, max_new_tokens), eos, dtype=input_ids.dtype, device=device)
+    rows = torch.arange(B, device=device)  # original row of each row still in the batch
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # per row still in the batch
+    steps = 0
+    for t in range(max_new_tokens):
         if greedy:
             tok = logits.argmax(-1)
         else:
             probs = filter_logits(logits, temperature, top_p).softmax(-1)
-            tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+            tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
         tok = torch.where(done, torch.full_like(tok, eos), tok)
-        tokens.append(tok)
+        new[rows, t] = tok
+        steps = t + 1
         done |= tok == eos
-        if bool(done.all()) or len(tokens) == max_new_tokens:
+        n_done = int(done.sum())
+        if n_done == done.numel() or steps == max_new_tokens:
             break
+        if n_done >= compact_frac * done.numel() and hasattr(past, "batch_select_indices"):
+            keep = (~done).nonzero().squeeze(-1)
+            past.batch_select_indices(keep)
+            rows, tok, done = rows[keep], tok[keep], done[keep]
+            attention_mask, next_pos = attention_mask[keep], next_pos[keep]
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
         out = model(input_ids=tok[:, None], attention_mask=attention_mask, position_ids=next_pos,
                     past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1]
         next_pos = next_pos + 1
-    return torch.stack(tokens, 1) if tokens else input_ids.new_zeros((B, 0))
+    return new[:, :steps]
 
 
 def _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p, greedy,

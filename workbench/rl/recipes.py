@@ -16,8 +16,8 @@ from workbench.models.zoo import load_model, register_recipe
 from workbench.rl.tasks import arithmetic_task
 from workbench.rl.trainer import RLConfig, evaluate_task, train
 
-#: the `cpu` preset of an RLVR run on tiny-arith: about 10 minutes on 2 cores
-ARITH_RL_CPU = dict(steps=200, num_prompts=32, num_generations=8, max_new_tokens=48, lr=5e-5, warmup_steps=10,
+#: the `cpu` preset of an RLVR run on tiny-arith: about 9 minutes on 2 cores (1.7 s a step + evaluations)
+ARITH_RL_CPU = dict(steps=300, num_prompts=32, num_generations=8, max_new_tokens=48, lr=5e-5, warmup_steps=10,
                     eval_every=25, eval_n=200)
 
 
@@ -39,13 +39,13 @@ def rl_arith(method: str, seed: int = 0, **overrides):
     return result.model, tok, info
 
 
-@register_recipe("tiny-arith-grpo", version="1")
+@register_recipe("tiny-arith-grpo", version="2")
 def tiny_arith_grpo(seed: int = 0):
     """`tiny-arith` after the cpu preset of GRPO (arXiv 2402.03300)."""
     return rl_arith("grpo", seed)
 
 
-@register_recipe("tiny-arith-dapo", version="1")
+@register_recipe("tiny-arith-dapo", version="2")
 def tiny_arith_dapo(seed: int = 0):
     """`tiny-arith` after the cpu preset of DAPO (arXiv 2503.14476)."""
     return rl_arith("dapo", seed)

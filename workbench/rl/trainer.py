@@ -169,7 +169,10 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             seqs = torch.tensor(float(len(chunk)), device=device)
             if world > 1:
                 tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
-            micro = chunk.split(cfg.micro_batch_size)
+            # micro-batches of similar lengths, so trimming each removes most padding (the sum of their
+            # gradients, with global denominators, is the mini-batch gradient whatever the grouping)
+            by_length = chunk[rollout.lengths[chunk].argsort(stable=True)] if len(chunk) > cfg.micro_batch_size else chunk
+            micro = by_length.split(cfg.micro_batch_size)
             metrics: dict[str, float] = {}
             for j, idx in enumerate(micro):
                 mb = rollout.select(idx).trim().to(device)
