@@ -120,3 +120,14 @@ def test_targets_are_fully_grounded():
         g = shapes.grounding_score(ex.target, ex.render().graph, ex.question.facts)
         assert g.score == 1.0 and g.perception_correct and g.n_facts == len(ex.question.facts), ex.target
         assert shapes.reward(ex.target, ex.answer) == 1.0 and shapes.format_ok(ex.target)
+
+
+def test_fact_value_mask_marks_only_stated_fact_values():
+    from workbench.tasks.shapes import fact_value_mask
+
+    text = "red shapes: 2\ncircles: 13\n2*13=26\nanswer: 26"
+    tokens = list(text) + ["<|endoftext|>"]
+    mask = fact_value_mask(tokens)
+    marked = "".join(t for t, m in zip(tokens, mask) if m)
+    assert marked == "213" and len(mask) == len(tokens)
+    assert fact_value_mask(["answer: 3"]) == [False] and fact_value_mask([]) == []

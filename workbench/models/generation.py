@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from workbench.models.scoring import position_ids_from_mask
+from workbench.models.scoring import position_ids_from_mask, vision_token_types
 
 
 @dataclass
@@ -97,6 +97,10 @@ def sample(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     was_training = model.training
     model.eval()
+    if "image_grid_thw" in model_inputs and "mm_token_type_ids" not in model_inputs:
+        types = vision_token_types(model, input_ids[::num_samples])  # per prompt; repeated with the images
+        if types is not None:
+            model_inputs = {**model_inputs, "mm_token_type_ids": types}
     try:
         if model_inputs:
             new = _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p,
@@ -153,14 +157,20 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     return new[:, :steps]
 
 
+_VISION_PLACEHOLDERS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+
+
 def _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p, greedy,
                  generator, eos, pad, model_inputs):
     if generator is not None:  # HF generate draws from the global RNG: seed it from ours
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
     extra = repeat_model_inputs(model, model_inputs, input_ids[::num_samples], num_samples)
+    # a response never contains image/video placeholders: the model would look for pixels to put there
+    placeholders = [i for i in (getattr(model.config, k, None) for k in _VISION_PLACEHOLDERS) if i is not None]
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                          do_sample=not greedy, temperature=temperature if not greedy else None,
-                         top_p=top_p if not greedy else None, top_k=None, eos_token_id=eos, pad_token_id=pad, **extra)
+                         top_p=top_p if not greedy else None, top_k=None, eos_token_id=eos, pad_token_id=pad,
+                         suppress_tokens=placeholders or None, **extra)
     return out[:, input_ids.size(1):]
 
 

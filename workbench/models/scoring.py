@@ -22,6 +22,24 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
 
 
+def vision_token_types(model, input_ids: torch.Tensor) -> torch.Tensor | None:
+    """Modality ids a Qwen2-VL-style model needs for its M-RoPE positions: 1 on image tokens, 2 on video
+    tokens, 0 on text, read off `input_ids` [B, L] with the model config's `image_token_id` /
+    `video_token_id`. None for a model without such ids (a text LM).
+
+    Computing them from the ids (instead of carrying a [B, P] tensor with the prompt) keeps them right
+    after prompts are re-padded or completions appended."""
+    cfg = getattr(model, "config", None)
+    image_id = getattr(cfg, "image_token_id", None)
+    if image_id is None:
+        return None
+    types = (input_ids == image_id).long()
+    video_id = getattr(cfg, "video_token_id", None)
+    if video_id is not None:
+        types = types + 2 * (input_ids == video_id).long()
+    return types
+
+
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[index] without materialising the full log-softmax.
 
@@ -86,6 +104,8 @@ def completion_logprobs(
     token_types = model_inputs.get("mm_token_type_ids")  # VLM modality ids cover the prompt: completion is text (0)
     if token_types is not None and token_types.size(1) == prompt_ids.size(1):
         kwargs["mm_token_type_ids"] = torch.cat([token_types, token_types.new_zeros(completion_ids.shape)], 1)
+    elif token_types is None and "image_grid_thw" in model_inputs:  # images but no modality ids: read them off the ids
+        kwargs["mm_token_type_ids"] = vision_token_types(model, input_ids)
     if not model_inputs:  # text models: explicit positions make left padding exact
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     P, T = prompt_ids.size(1), completion_ids.size(1)

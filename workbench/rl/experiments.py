@@ -37,7 +37,8 @@ def evaluate_heldout(model, tokenizer, task: RLTask, problems: list, *, samples:
 
     Returns:
         {"accuracy": fraction correct (`task.correct`), "length": mean completion tokens (EOS
-        included), "truncated": fraction that hit `max_new_tokens`, "texts": the completions}.
+        included), "truncated": fraction that hit `max_new_tokens`, every `task.heldout_metrics`
+        entry, "texts": the completions}.
     """
     if not problems:
         raise ValueError("evaluate_heldout got an empty list of problems")
@@ -60,7 +61,8 @@ def evaluate_heldout(model, tokenizer, task: RLTask, problems: list, *, samples:
         texts += ro.texts
     model.train(was_training)
     n = len(problems) * k
-    return {"accuracy": hits / n, "length": tokens / n, "truncated": truncated / n, "texts": texts}
+    extra = task.heldout_metrics(texts, [p for p in problems for _ in range(k)]) if task.heldout_metrics else {}
+    return {"accuracy": hits / n, "length": tokens / n, "truncated": truncated / n, **extra, "texts": texts}
 
 
 @dataclass
@@ -70,7 +72,8 @@ class Comparison:
     Attributes:
         curves: one row per (run, method, seed, step); step 0 is the base model. Columns: the trainer's
             per-step metrics (reward_mean, response_length, entropy, clip fractions, weight_mean, ...)
-            and, on evaluation steps, `eval_accuracy`, `eval_length`, `eval_truncated`.
+            and, on evaluation steps, `eval_accuracy`, `eval_length`, `eval_truncated` (and `eval_<name>`
+            for each of the task's `heldout_metrics`).
         final: one row per (run, seed): the last evaluation and the wall time of the run.
         snapshots: {(run, seed): (state_dict before step k, state_dict after step k)} when asked.
         configs: {run: the RLConfig of its first seed, as a dict}.
@@ -127,8 +130,7 @@ def compare_methods(base, tokenizer, task: RLTask, runs: dict[str, dict], seeds:
             policy = copy.deepcopy(base).train()
             keep = snapshot_step is not None and label in snapshot_runs and seed == seeds[0]
             before: dict[str, Any] = {}
-            base_row = {"run": label, "method": method, "seed": seed, "step": 0, "eval_accuracy": base_eval["accuracy"],
-                        "eval_length": base_eval["length"], "eval_truncated": base_eval["truncated"]}
+            base_row = {"run": label, "method": method, "seed": seed, "step": 0, **_eval_columns(base_eval)}
             rows.append(base_row)
             if keep and snapshot_step == 1:
                 before["state"] = _cpu_state(policy)
@@ -139,7 +141,7 @@ def compare_methods(base, tokenizer, task: RLTask, runs: dict[str, dict], seeds:
                 if (eval_every and step % eval_every == 0) or step == cfg.steps:
                     ev = evaluate_heldout(policy, tokenizer, task, problems, samples=eval_samples,
                                           max_new_tokens=eval_max_new_tokens)
-                    row.update(eval_accuracy=ev["accuracy"], eval_length=ev["length"], eval_truncated=ev["truncated"])
+                    row.update(_eval_columns(ev))
                 rows.append(row)
                 if keep and step == snapshot_step - 1:
                     before["state"] = _cpu_state(policy)
@@ -150,13 +152,18 @@ def compare_methods(base, tokenizer, task: RLTask, runs: dict[str, dict], seeds:
             train(policy, tokenizer, task, cfg, on_step=on_step)
             seconds = time.time() - t0
             last = rows[-1]
-            finals.append({"run": label, "method": method, "seed": seed, "eval_accuracy": last["eval_accuracy"],
-                           "eval_length": last["eval_length"], "base_accuracy": base_eval["accuracy"],
-                           "base_length": base_eval["length"], "seconds": seconds})
+            last_eval = {k: v for k, v in last.items() if k.startswith("eval_")}
+            base_cols = {"base_" + k[len("eval_"):]: v for k, v in _eval_columns(base_eval).items()}
+            finals.append({"run": label, "method": method, "seed": seed, **last_eval, **base_cols, "seconds": seconds})
             if log:
                 log(f"{label} seed {seed}: held-out accuracy {base_eval['accuracy']:.1%} -> {last['eval_accuracy']:.1%}, "
                     f"length {base_eval['length']:.1f} -> {last['eval_length']:.1f} tokens ({seconds:.0f} s)")
     return Comparison(curves=pd.DataFrame(rows), final=pd.DataFrame(finals), snapshots=snapshots, configs=configs)
+
+
+def _eval_columns(ev: dict) -> dict:
+    """`evaluate_heldout` output as `eval_<name>` columns (every number, texts left out)."""
+    return {f"eval_{k}": v for k, v in ev.items() if k != "texts"}
 
 
 def _cpu_state(model) -> dict:

@@ -31,6 +31,11 @@ class RLTask:
         encode: optional `(tokenizer_or_processor, problems, prompts) -> (prompt_ids, prompt_mask, row_inputs)`
             for tasks with images; `row_inputs` is a list (one dict per prompt) of extra model inputs.
         eval_problems: optional `n -> list[problem]` held-out problems; `correct(completion, problem) -> bool`.
+        annotate: optional `(policy, tokenizer, rollout) -> {name: [N, T] tensor}` run after log π_old is
+            scored and before the update; the tensors land in `rollout.extras`, where token weights read
+            them (ToR's `visual_dependency`). The trainer scores log π_old up front when it is set.
+        heldout_metrics: optional `(completions, problems) -> {name: float}` extra held-out metrics
+            (e.g. ShapeWorld perception accuracy), reported next to accuracy by `evaluate_heldout`.
     """
 
     name: str
@@ -40,6 +45,8 @@ class RLTask:
     encode: Callable | None = None
     eval_problems: Callable[[int], list] | None = None
     correct: Callable[[str, object], bool] | None = None
+    annotate: Callable | None = None
+    heldout_metrics: Callable | None = None
 
 
 @dataclass

@@ -298,8 +298,10 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
-            if cfg.num_epochs > 1 or cfg.num_minibatches > 1:  # else the update's forward gives log π_old
+            if cfg.num_epochs > 1 or cfg.num_minibatches > 1 or task.annotate:  # else the update's forward gives log π_old
                 rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature)
+            if task.annotate:
+                rollout.extras.update(task.annotate(policy, tokenizer, rollout))
             if cfg.kl_coef > 0:
                 if cfg.lora:
                     with policy.disable_adapter():

@@ -11,7 +11,7 @@ chain of thought states visual facts then computes, rewards, grounding scores an
 from workbench.tasks.shapes.dataset import (EVAL_PATH, ShapesExample, eval_examples, generate, load_eval_set,
                                             make_example, write_eval_set)
 from workbench.tasks.shapes.edits import EditResult, fill_with_background, remove_object, replace_object
-from workbench.tasks.shapes.facts import FactCheck, check_facts, describe
+from workbench.tasks.shapes.facts import FactCheck, check_facts, describe, fact_value_mask
 from workbench.tasks.shapes.graph import ObjectNode, SceneGraph
 from workbench.tasks.shapes.preview import show_examples
 from workbench.tasks.shapes.questions import FAMILIES, QUESTION_FAMILIES, Question, ask
@@ -25,7 +25,7 @@ from workbench.tasks.shapes.scene import (BACKGROUNDS, COLOURS, CooccurrenceBias
 __all__ = [
     "EVAL_PATH", "ShapesExample", "eval_examples", "generate", "load_eval_set", "make_example", "write_eval_set",
     "EditResult", "fill_with_background", "remove_object", "replace_object",
-    "FactCheck", "check_facts", "describe", "ObjectNode", "SceneGraph", "show_examples",
+    "FactCheck", "check_facts", "describe", "fact_value_mask", "ObjectNode", "SceneGraph", "show_examples",
     "FAMILIES", "QUESTION_FAMILIES", "Question", "ask", "SHAPE_KINDS", "rasterize",
     "Rendering", "background_image", "render", "scene_graph", "shape_masks",
     "Grounding", "format_ok", "grounding_score", "parse_answer", "reward", "sample_kinds", "sample_scene",

@@ -126,3 +126,25 @@ def check_facts(text: str, graph: SceneGraph) -> list[FactCheck]:
         kind, truth, correct = _check(subject, value, graph)
         checks.append(FactCheck(text=line, type=kind, stated=value, truth=truth, correct=bool(correct)))
     return checks
+
+
+_FACT_LINE_VALUE_RE = re.compile(r"^([a-z]+(?: [a-z]+)*): (\S+)$", re.M)
+
+
+def fact_value_mask(tokens: list[str]) -> list[bool]:
+    """Which tokens of a response spell the *value* of a stated visual fact (`red circles: 2` -> the `2`).
+
+    Args:
+        tokens: the response's token strings in order (their concatenation is the response text).
+
+    Returns:
+        one bool per token: True when the token starts inside the value of a `subject: value` line
+        whose subject is not `answer` (the perception content ToR's perception tokens should cover).
+    """
+    text = "".join(tokens)
+    spans = [m.span(2) for m in _FACT_LINE_VALUE_RE.finditer(text) if m.group(1) != "answer"]
+    out, start = [], 0
+    for t in tokens:
+        out.append(any(a <= start < b for a, b in spans))
+        start += len(t)
+    return out

@@ -1,0 +1,145 @@
+"""ShapeWorld as an `RLTask` for vision-language policies, with ToR's token-type perturbation as a rollout hook.
+
+    task = shapes_task(processor, families=("arithmetic",), visual_dependency="removed")
+    cfg = RLConfig.for_method("grpo", token_weights=["tor"])    # ToR on GRPO (arXiv 2603.25077)
+    train(vlm, processor, task, cfg)
+
+Images travel with the rollout as per-row model inputs (`pixel_values` [patches, D], `image_grid_thw`
+[1, 3]); sampling, scoring and the update see them through the same code as text (the modality ids
+M-RoPE needs are read off the token ids). With `visual_dependency` set, every rollout is scored a
+second time by the sampling policy with the image perturbed, and
+
+    extras["visual_dependency"][i, t] = log π_old(o_t | I, q, o_<t) − log π_old(o_t | I', q, o_<t)
+
+is what the `tor` weights rank tokens by (I' = no image for ToR's "removed"; "blank" and "noise" are
+the other variants of `workbench.analysis.perturbation`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from workbench.rl.rewards import RewardSpec
+from workbench.rl.rollout import Rollout, RLTask
+from workbench.tasks import shapes
+
+#: example streams: SFT of tiny-shapes-vl draws from stream 1 + seed, the frozen split is stream 70 000
+RL_STREAM = 50_000
+HELDOUT_STREAM = 70_000
+
+
+def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config: shapes.SceneConfig | None = None,
+                visual_dependency: str | None = "removed", format_weight: float = 0.0,
+                score_batch_size: int = 64) -> RLTask:
+    """ShapeWorld questions with images for RL on a Qwen2.5-VL-style policy.
+
+    Args:
+        processor: the VL processor (`workbench.models.vlm.build_processor` or a real checkpoint's).
+        families: question families to train and evaluate on (ToR's visual arithmetic: `("arithmetic",)`).
+        config: scene knobs (default `SceneConfig()`).
+        visual_dependency: perturbation for ToR's perception score ("removed" | "blank" | "noise"), or
+            None for no hook (plain GRPO/DAPO need none; the `tor*` weights do).
+        format_weight: weight of an extra format reward (`shapes.format_ok`), 0 = off.
+        score_batch_size: rows per forward when the hook scores the perturbed rollout.
+
+    Returns:
+        an `RLTask`: training examples from stream `RL_STREAM` (disjoint from SFT and held-out streams);
+        held-out examples from stream `HELDOUT_STREAM` restricted to `families` (for all families this is
+        the frozen split `data/shapes/eval.jsonl`); reward = exact answer; held-out metric
+        `perception_accuracy` (ToR's "are the stated counts right?", `shapes.grounding_score`).
+    """
+    from workbench.analysis.perturbation import IMAGE_PERTURBATIONS
+    from workbench.models.vlm import format_vl_prompt
+
+    families = tuple(families)
+    if not families:
+        raise ValueError("shapes_task needs at least one question family, got none")
+    for f in families:
+        shapes.QUESTION_FAMILIES.get(f)  # unknown family -> one-sentence KeyError
+    if visual_dependency is not None and visual_dependency not in IMAGE_PERTURBATIONS:
+        raise ValueError(f"visual_dependency must be one of {', '.join(IMAGE_PERTURBATIONS.names())} or None, "
+                         f"got {visual_dependency!r}")
+    if tuple(families) == tuple(shapes.FAMILIES) and config is None:
+        held_out = lambda n: shapes.load_eval_set(n)  # noqa: E731
+    else:
+        held_out = lambda n: shapes.generate(n, seed=HELDOUT_STREAM, config=config, families=families)  # noqa: E731
+
+    def sample(n: int, rng: random.Random) -> list:
+        return [shapes.make_example(RL_STREAM, rng.randrange(2**31), families[rng.randrange(len(families))], config)
+                for _ in range(n)]
+
+    def encode(proc, problems: list, prompts: list[str]):
+        return encode_with_images(proc, prompts, [e.image for e in problems])
+
+    rewards = [RewardSpec("correct", lambda c, e: shapes.reward(c, e.answer))]
+    if format_weight:
+        rewards.append(RewardSpec("format", lambda c, e: float(shapes.format_ok(c)), format_weight))
+
+    def heldout_metrics(texts: list[str], problems: list) -> dict[str, float]:
+        graphs = {}
+        ok = []
+        for t, e in zip(texts, problems):
+            if e.id not in graphs:
+                graphs[e.id] = e.render().graph
+            ok.append(shapes.grounding_score(t, graphs[e.id], e.question.facts).perception_correct)
+        return {"perception_accuracy": float(np.mean(ok)) if ok else 0.0}
+
+    annotate = None
+    if visual_dependency is not None:
+        def annotate(policy, proc, rollout: Rollout) -> dict[str, torch.Tensor]:
+            return {"visual_dependency": rollout_visual_dependency(policy, proc, rollout, visual_dependency,
+                                                                   batch_size=score_batch_size)}
+
+    return RLTask(name=f"shapes({', '.join(families)})", sample=sample,
+                  prompt=lambda e: format_vl_prompt(e.prompt, processor), rewards=rewards, encode=encode,
+                  eval_problems=held_out, correct=lambda c, e: shapes.reward(c, e.answer) >= 1.0,
+                  annotate=annotate, heldout_metrics=heldout_metrics)
+
+
+def encode_with_images(processor, prompts: Sequence[str], images: Sequence):
+    """`RLTask.encode` for image prompts: (prompt_ids [B, P], prompt_mask [B, P], per-prompt inputs), where
+    prompt b's inputs are its own `pixel_values` [patches_b, D] and `image_grid_thw` [1, 3], so rows can
+    be selected, re-padded and concatenated freely."""
+    from workbench.models.vlm import encode_vl_prompts
+
+    enc = encode_vl_prompts(processor, list(prompts), list(images))
+    grid = enc["image_grid_thw"]
+    if grid.size(0) != len(prompts):
+        raise ValueError(f"expected one image per prompt, got {grid.size(0)} images for {len(prompts)} prompts")
+    patches = torch.split(enc["pixel_values"], grid.prod(-1).tolist())
+    per_prompt = [{"pixel_values": p, "image_grid_thw": grid[i : i + 1]} for i, p in enumerate(patches)]
+    return enc["input_ids"], enc["attention_mask"], per_prompt
+
+
+@torch.no_grad()
+def rollout_visual_dependency(policy, processor, rollout: Rollout, variant: str = "removed", *,
+                              batch_size: int = 64) -> torch.Tensor:
+    """Signed Δ_t = log π_old(o_t | I, q) − log π_old(o_t | I', q) for every rollout token: [N, T], 0 on padding.
+
+    `rollout.old_logp` (scored with the real images) is the first term; the second scores the same
+    completions with each row's image perturbed by `variant` (ToR, arXiv 2603.25077, uses "removed").
+    """
+    from workbench.analysis.perturbation import perturb_images, score_with_images
+
+    if rollout.old_logp is None:
+        raise ValueError("rollout.old_logp must be scored (with the real images) before the visual dependency")
+    N, T = rollout.completion_ids.shape
+    out = torch.zeros(N, T)
+    was_training = policy.training
+    policy.eval()
+    try:
+        for i in range(0, N, batch_size):
+            rows = list(range(i, min(i + batch_size, N)))
+            exs = [rollout.problems[r] for r in rows]
+            images = [e.image for e in exs]
+            alt = perturb_images(variant, images, scenes=[e.scene for e in exs], seed=i)
+            logp, _ = score_with_images(policy, processor, [e.prompt for e in exs], list(alt),
+                                        rollout.completion_ids[rows], rollout.completion_mask[rows])
+            out[rows] = (rollout.old_logp[rows] - logp.cpu().to(out.dtype)) * rollout.completion_mask[rows]
+    finally:
+        policy.train(was_training)
+    return out
