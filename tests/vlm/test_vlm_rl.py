@@ -68,3 +68,16 @@ def test_tor_on_grpo_trains_a_vlm_end_to_end(vlm, processor):
 def test_bad_perturbation_name_is_one_sentence(processor):
     with pytest.raises(ValueError, match="visual_dependency must be one of .* got 'upside_down'"):
         shapes_task(processor, visual_dependency="upside_down")
+
+
+def test_heldout_metrics_and_grounding_reward(processor, examples):
+    task = shapes_task(processor, grounding_weight=0.5, visual_dependency=None)
+    assert [s.name for s in task.rewards] == ["correct", "grounding"] and task.annotate is None
+    ex = examples[0]
+    right = ex.target
+    wrong_answer = right.rsplit("answer:", 1)[0] + "answer: 999"
+    grounding = next(s for s in task.rewards if s.name == "grounding")
+    assert grounding.fn(right, ex) == 1.0 and grounding.fn("no facts here", ex) == 0.0
+    m = task.heldout_metrics([right, wrong_answer, right], [ex, ex, ex])
+    assert m["perception_accuracy"] == 1.0  # the facts are stated right in all three
+    assert abs(m["top_answer_share"] - 2 / 3) < 1e-12
