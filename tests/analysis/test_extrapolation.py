@@ -92,3 +92,15 @@ def test_lockstep_rejects_right_padding_and_bad_values(model_a, model_b):
     empty = lockstep_decode([model_a], ids[:, :2], None, lambda i, lg, f: lg[0].argmax(-1), max_new_tokens=0,
                             eos_token_id=None, pad_token_id=PAD)
     assert empty.new_tokens.shape == (1, 0)
+
+
+def test_greedy_shortcut_equals_argmax_of_normalised_logprobs():
+    from workbench.analysis.extrapolation import extrapolate_logprobs, extrapolated_argmax
+
+    g = torch.Generator().manual_seed(0)
+    rl, base = torch.randn(64, 500, generator=g) * 3, torch.randn(64, 500, generator=g) * 3
+    rl[5, 7] = float("-inf")  # forbidden by the RL model
+    base[9, 3] = float("-inf")  # impossible under the base: the floor rule applies (slow path)
+    for lam in (0.0, 0.5, 1.0, 3.0, -0.5):
+        ref = extrapolate_logprobs(rl.double(), base.double(), lam).argmax(-1)
+        assert torch.equal(extrapolated_argmax(rl, base, lam), ref), lam
