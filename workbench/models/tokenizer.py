@@ -66,3 +66,10 @@ def format_prompt(question: str) -> str:
 def format_example(question: str, response: str) -> tuple[str, str]:
     """(prompt, completion) strings for SFT: the completion ends with the EOS token."""
     return format_prompt(question), response + EOS
+
+
+def token_strings(tokenizer, ids) -> list[str]:
+    """Token strings of `ids` (a list or 1-D tensor) for display; ids past the vocabulary (the padded rows
+    of an embedding rounded up to a multiple of 64, which an untrained model can sample) become `<?>`."""
+    ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+    return [t if t is not None else "<?>" for t in tokenizer.convert_ids_to_tokens(ids)]

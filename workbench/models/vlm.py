@@ -301,9 +301,10 @@ def evaluate_shapes(model, processor, examples: Sequence, *, batch_size: int = 5
 
 
 def build_tiny_shapes_vl(seed: int = 0, **overrides):
-    """Tiny Qwen2.5-VL (vision depth 2 / hidden 64, text 2 layers / hidden 128) after SFT on all ShapeWorld
-    families at 112 px (`TINY_SHAPES_VL`, updated by `overrides`), stopped early so held-out accuracy is
-    partial. Returns (model, processor, info) as a zoo recipe does."""
+    """Tiny Qwen2.5-VL (vision depth 2 / hidden 64, text 2 layers / hidden 128) after SFT on ShapeWorld at
+    112 px (`TINY_SHAPES_VL`, updated by `overrides`; `families=(...)` restricts the question families,
+    default all), stopped early so held-out accuracy is partial. Returns (model, processor, info) as a zoo
+    recipe does."""
     cfg = {**TINY_SHAPES_VL, **overrides}
     families = tuple(cfg.pop("families", shapes.FAMILIES))
     seed_everything(seed)
@@ -332,7 +333,8 @@ def tiny_shapes_vl(seed: int = 0):
 @register_recipe("tiny-shapes-vl-arith", version="1")
 def tiny_shapes_vl_arith(seed: int = 0):
     """The ToR base (notebook 03): SFT on counting and visual arithmetic only (half each), 800 steps, so the
-    counts that arithmetic needs are perceived rather than guessed (~16 CPU-minutes on first use)."""
+    counts that arithmetic needs are perceived rather than guessed (369 s on 2 free cores; held-out
+    arithmetic 57.5 %, count 67.5 %)."""
     return build_tiny_shapes_vl(seed, steps=800, families=("count", "arithmetic"))
 
 

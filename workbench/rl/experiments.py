@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from workbench.models.tokenizer import token_strings
 from workbench.rl.advantages import compute_advantages
 from workbench.rl.rollout import RLTask, generate_group
 from workbench.rl.trainer import RLConfig, score_rollout, seeded_generator, train
@@ -247,8 +248,7 @@ def future_kl_view(old_policy, new_policy, tokenizer, task: RLTask, *, num_promp
     ctx = WeightContext(logp=new_logp, old_logp=old_logp, mask=ro.completion_mask, advantages=adv)
     weights = {d: compose_token_weights([("future_kl", {**(weight_kwargs or {}), "decay_rate": d})], ctx) for d in decay_rates}
     lengths = ro.completion_mask.sum(-1).tolist()
-    tokens = [[t if t is not None else "<?>" for t in tokenizer.convert_ids_to_tokens(ro.completion_ids[i, :n].tolist())]
-              for i, n in enumerate(lengths)]  # ids past the vocabulary (padded embedding rows) have no token
+    tokens = [token_strings(tokenizer, ro.completion_ids[i, :n]) for i, n in enumerate(lengths)]
     delta = torch.where(ro.completion_mask.bool(), new_logp - old_logp, torch.zeros_like(new_logp))
     return FutureKLView(tokens=tokens, texts=ro.texts, rewards=ro.rewards, advantages=adv.sum(-1) / ro.completion_mask.sum(-1).clamp(min=1),
                         mask=ro.completion_mask, delta=delta, weights=weights)
