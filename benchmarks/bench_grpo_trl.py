@@ -30,8 +30,13 @@ is `gradient_checkpointing=True`; `--gradient-checkpointing` turns it on for bot
 `model.gradient_checkpointing_enable()`, which acts in train mode, i.e. in our update only). Before the
 timed runs, each side trains one step once, discarded, so imports and first-use costs hit neither.
 What differs by design (and is part of what is measured): TRL samples with `model.generate`, we with
-our KV-cache decode loop; with μ = 1 TRL skips the old-log-prob forward (its ratio is exp(logp −
-logp.detach())), ours always runs it (old log-probs and entropy are kept for token weights and μ > 1).
+our KV-cache decode loop (finished rows leave the batch and the cache); with μ = 1 neither side runs a
+separate old-log-prob forward (the update's forward gives log π_old); and our update does less work
+for the same gradient: it leaves out the rows whose advantage is 0 on every token (all-equal groups:
+about half of them on tiny-arith; `tests/rl/test_trainer.py` checks the update is unchanged), runs
+each group's prompt once with its completions on the prompt's KV cache (`tests/models/
+test_generation.py` checks log-probs and gradients), and our sampler prefills each prompt once.
+`--plain-update` turns the first two off (every row, every prompt copy), to show what they are worth.
 
 Rows go to outputs/bench/grpo_trl.json: throughput (ratio = ours / TRL, target ≥ 1.5) and peak memory
 (ratio = ours / TRL, target ≤ 1.0: `meets` when ratio ≤ target).
@@ -171,7 +176,8 @@ def step_problems(task: RLTask, s: Settings, total_steps: int) -> list:
     return [p for step in range(total_steps) for p in task.sample(s.num_prompts, random.Random(f"{s.seed}/{step}/0"))]
 
 
-def run_ours(base, tok, task: RLTask, s: Settings, device: torch.device, gradient_checkpointing: bool = False) -> RunResult:
+def run_ours(base, tok, task: RLTask, s: Settings, device: torch.device, gradient_checkpointing: bool = False,
+             plain_update: bool = False) -> RunResult:
     """Train a copy of `base` with our trainer for 1 + `s.steps` steps."""
     from accelerate import Accelerator
 
@@ -181,7 +187,7 @@ def run_ours(base, tok, task: RLTask, s: Settings, device: torch.device, gradien
     cfg = RLConfig(loss="grpo", advantage="grpo", num_prompts=s.num_prompts, num_generations=s.num_generations,
                    max_new_tokens=s.max_new_tokens, temperature=1.0, top_p=1.0, lr=s.lr, weight_decay=0.0,
                    grad_clip=1.0, micro_batch_size=s.micro_batch_size, steps=s.steps + 1, seed=s.seed,
-                   kl_coef=0.0, progress=False)
+                   kl_coef=0.0, skip_zero_advantage=not plain_update, share_prompts=not plain_update, progress=False)
     stamps: list[float] = []
     start = time.perf_counter()
     with PeakMemory(device) as mem:
@@ -309,6 +315,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="activation checkpointing on both sides (TRL's default; ours via HF's model switch)")
+    parser.add_argument("--plain-update", action="store_true",
+                        help="ours runs every row and every prompt copy through the update, as TRL does "
+                             "(RLConfig skip_zero_advantage=False, share_prompts=False)")
     parser.add_argument("--out", default=os.path.join(repo_root(), "outputs", "bench", "grpo_trl.json"))
     args = parser.parse_args()
     pick = lambda value, full, quick: value if value is not None else (quick if args.quick else full)  # noqa: E731
@@ -336,16 +345,17 @@ def main() -> None:
     # would otherwise land on whichever side runs first.
     warm = replace(s, steps=0)
     gc_on = args.gradient_checkpointing
-    run_ours(base, tok, task, warm, device, gc_on), run_trl(base, tok, task, warm, device, gc_on)
+    plain = args.plain_update
+    run_ours(base, tok, task, warm, device, gc_on, plain), run_trl(base, tok, task, warm, device, gc_on)
     ours, trl = [], []
     for r in range(repeats):
         for side in (("ours", "trl") if r % 2 == 0 else ("trl", "ours")):
-            run = run_ours if side == "ours" else run_trl
-            res = run(base, tok, task, s, device, gc_on)
+            res = run_ours(base, tok, task, s, device, gc_on, plain) if side == "ours" else run_trl(base, tok, task, s, device, gc_on)
             (ours if side == "ours" else trl).append(res)
             print(f"  run {r + 1} {side:>4}: {res.tokens:6d} tokens in {res.seconds:7.2f} s = {res.tokens / res.seconds:8.1f} tok/s"
                   f"   peak +{res.peak_mem_bytes / 2**20:7.1f} MiB   reward {res.reward_mean:.3f}   (train() {res.total_seconds:.1f} s)")
     meta = {"model": "random tiny Qwen2" if args.random_model else "tiny-arith", "device": str(device),
+            "plain_update": plain,
             "gradient_checkpointing": gc_on, "threads": torch.get_num_threads(), "loadavg_1m_start": load_start,
             "loadavg_1m": os.getloadavg()[0], "cpu_count": os.cpu_count(),
             "memory": "CUDA max_memory_allocated increase" if device.type == "cuda" else "peak RSS increase"}

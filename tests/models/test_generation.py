@@ -54,6 +54,24 @@ def test_dropping_finished_rows_changes_no_token():
     assert torch.equal(never, always) and torch.equal(never, default)
 
 
+def test_a_prompt_prefilled_once_gives_the_same_tokens_as_repeated_prompts():
+    """`num_samples` > 1 prefills each prompt once and repeats its KV cache; greedy tokens (and, with one
+    generator, sampled tokens) must equal decoding the repeated prompts, left padding included."""
+    from workbench.models.generation import _decode_loop, encode_prompts
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=64, layers=2, heads=4, kv_heads=2, initializer_range=0.5)).eval()
+    ids, mask = encode_prompts(tok, PROMPTS + [format_prompt("12+30"), format_prompt("7")])
+    assert (mask == 0).any(), "prompts of different lengths: some rows are left-padded"
+    eos, G = tok.eos_token_id, 3
+    for greedy in (True, False):
+        shared = _decode_loop(model, ids, mask, 16, 1.0, 1.0, greedy, torch.Generator().manual_seed(0), eos, num_samples=G)
+        repeated = _decode_loop(model, ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0), 16, 1.0, 1.0, greedy,
+                                torch.Generator().manual_seed(0), eos)
+        assert shared.shape[0] == G * ids.shape[0] and torch.equal(shared, repeated)
+
+
 def test_sampling_is_seeded_and_grouped(lm):
     model, tok = lm
     a = sample(model, tok, PROMPTS, num_samples=3, max_new_tokens=10, generator=torch.Generator().manual_seed(1))
@@ -125,3 +143,36 @@ def test_gradients_through_left_padded_batch_are_finite(lm):
     model.eval()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     model.zero_grad()
+
+
+def test_shared_prompt_scoring_equals_one_pass_scoring_with_gradients():
+    """Each distinct prompt run once (KV cache gathered to its rows) must give the one-pass log-probs,
+    entropies and parameter gradients (float64), with left-padded prompts of different lengths and
+    right-padded completions, including a completion of length 0."""
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=64, layers=2, heads=4, kv_heads=2)).double().train()
+    gen = sample(model, tok, PROMPTS, num_samples=3, max_new_tokens=9, generator=torch.Generator().manual_seed(0))
+    cmask = gen.completion_mask.clone()
+    cmask[4] = 0  # an empty completion
+    weights = torch.randn(cmask.shape, dtype=torch.float64)
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        logp, ent = completion_logprobs(model, gen.prompt_ids, gen.prompt_mask, gen.completion_ids, cmask,
+                                        with_entropy=True, temperature=0.7, share_prompts=share)
+        (logp * weights).sum().backward()
+        results.append((logp.detach(), ent, [p.grad.clone() for p in model.parameters()]))
+    (lp0, e0, g0), (lp1, e1, g1) = results
+    assert (gen.prompt_mask == 0).any() and lp0.abs().sum() > 0
+    from workbench.models.scoring import shared_prompt_logits
+
+    assert shared_prompt_logits(model, gen.prompt_ids, gen.prompt_mask, gen.completion_ids, cmask) is not None  # it did share
+    assert shared_prompt_logits(model, gen.prompt_ids[::3], gen.prompt_mask[::3], gen.completion_ids[::3], cmask[::3]) is None
+    torch.testing.assert_close(lp1, lp0, rtol=0, atol=1e-10)
+    torch.testing.assert_close(e1, e0, rtol=0, atol=1e-10)
+    # HF's Qwen2RMSNorm computes in float32 even for a float64 model, so summing a prompt's gradient
+    # over its rows before (shared) or after (one pass) its backward differs at float32 precision;
+    # a missing path (a detached cache, the first-token logits) is off by orders of magnitude more
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(b.abs().max()))

@@ -28,6 +28,9 @@ def main(out: str, agg: str) -> None:
     # the same global batch on every process (same seeds), then each keeps its shard of prompts
     ro, _ = collect_rollout(model, tok, task, num_prompts=4, num_generations=4, max_new_tokens=6,
                             generator=seeded_generator(0, 0), rng=random.Random(0))
+    # groups 0 and 1 (the first process's shard) all-equal: that process runs no row that carries
+    # gradient, yet must join DDP's all-reduce (the update leaves zero-advantage rows out)
+    ro.rewards[:4], ro.rewards[4:8] = 1.0, 0.0
     ro.old_logp, ro.entropy = score_rollout(model, ro, 64, 1.0)
     adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)
     rows = len(ro) // acc.num_processes

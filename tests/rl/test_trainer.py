@@ -58,13 +58,24 @@ def test_dynamic_sampling_drops_all_equal_groups_and_caps_rounds():
     ro, stats = collect_rollout(model, tok, constant, num_prompts=2, num_generations=3, max_new_tokens=4,
                                 generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True,
                                 max_sampling_rounds=3)
-    assert len(ro) == 0 and stats.rounds == 3 and stats.groups_dropped == 6 and stats.frac_zero_std_groups == 1.0
+    # refills sample missing / keep-rate × 1.5 prompts, at most 2 × num_prompts = 4: 2 + 4 + 4 dropped
+    assert len(ro) == 0 and stats.rounds == 3 and stats.groups_dropped == 10 and stats.frac_zero_std_groups == 1.0
     # a reward that alternates per call gives mixed groups: none dropped, one round
     flip = iter(range(10**6))
     mixed = RLTask("mixed", digit_task().sample, format_prompt, [RewardSpec("alt", lambda c, p: float(next(flip) % 2))])
     ro, stats = collect_rollout(model, tok, mixed, num_prompts=2, num_generations=4, max_new_tokens=4,
                                 generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True)
     assert len(ro) == 8 and stats.rounds == 1 and stats.groups_dropped == 0
+
+
+def test_refill_size_divides_by_the_keep_rate_and_is_clipped():
+    from workbench.rl.rollout import refill_size
+
+    assert refill_size(9, 23, 32, 1.0, 64) == 13  # 9 / (24 / 34) = 12.75
+    assert refill_size(9, 23, 32, 1.5, 64) == 20
+    assert refill_size(9, 0, 32, 1.5, 64) == 64  # nothing kept yet: capped
+    assert refill_size(9, 40, 40, 1.0, 64) == 10  # smoothed rate 41/42 < 1
+    assert refill_size(70, 0, 32, 1.0, 64) == 70  # never below what is missing
 
 
 def test_overlong_penalty_matches_dapo_formula():
@@ -160,3 +171,49 @@ def test_bad_config_is_one_sentence():
         RLConfig.for_method("ppo")
     with pytest.raises(KeyError, match="unknown advantage estimator 'gpro'"):
         train(model, tok, digit_task(), RLConfig(advantage="gpro", steps=1, **CFG))
+
+
+@pytest.mark.parametrize("loss,weights", [("grpo", []), ("dapo", ["low_prob"]), ("dr_grpo", [("future_kl", {"decay_rate": 4})])])
+def test_leaving_zero_advantage_rows_out_gives_the_same_update(loss, weights):
+    """Rows with A = 0 everywhere (all-equal groups, masked truncated rows) are not run; the update is unchanged."""
+    from accelerate import Accelerator
+
+    from workbench.rl.advantages import compute_advantages
+    from workbench.rl.trainer import gradient_rows, skips_zero_advantage, update_policy
+
+    base, tok = tiny_lm()
+    base = base.double()
+    ro, _ = collect_rollout(base, tok, digit_task(), num_prompts=4, num_generations=4, max_new_tokens=6,
+                            generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro.rewards[:4] = 1.0  # group 0: all equal -> zero advantage
+    ro.rewards[4:8] = 0.0  # group 1: all equal
+    ro.completion_mask[9] = 0  # a DAPO-masked truncated row: no tokens
+    adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)
+    carries = gradient_rows(adv, ro.completion_mask)
+    assert carries.tolist() == [False] * 8 + [True, False] + [True] * 6
+    updated = []
+    for skip in (True, False):
+        model = __import__("copy").deepcopy(base).train()
+        cfg = RLConfig(loss=loss, advantage="grpo", token_weights=weights, micro_batch_size=3, grad_clip=1e9,
+                       skip_zero_advantage=skip, num_minibatches=2 if weights else 1, progress=False)
+        assert skips_zero_advantage(cfg) == skip
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        r = ro.select(torch.arange(len(ro)))
+        if weights:  # two optimizer steps need log π_old up front
+            from workbench.rl.trainer import score_rollout
+
+            r.old_logp, r.entropy = score_rollout(base, r, 8, 1.0)
+        metrics = update_policy(model, opt, sched, Accelerator(cpu=True), r, adv, cfg, torch.Generator().manual_seed(0))
+        assert all((m["rows_run_frac"] < 1) == skip for m in metrics)
+        updated.append(_params(model))
+    assert (updated[0] - _params(base)).abs().max() > 1e-6  # the update moved the weights
+    torch.testing.assert_close(updated[0], updated[1], rtol=0, atol=1e-12)
+
+
+def test_zero_advantage_rows_are_kept_with_kl_or_a_batch_coupled_weight():
+    from workbench.rl.trainer import skips_zero_advantage
+
+    assert skips_zero_advantage(RLConfig(token_weights=["low_prob"]))
+    assert not skips_zero_advantage(RLConfig(kl_coef=0.1))  # the k3 term has a gradient whatever A is
+    assert not skips_zero_advantage(RLConfig(token_weights=["tor"]))  # top-30 % threshold over the batch

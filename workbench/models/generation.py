@@ -90,6 +90,7 @@ def sample(
     if input_ids is None:
         input_ids, attention_mask = encode_prompts(tokenizer, prompts, device)
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    prompt_ids, prompt_mask = input_ids, attention_mask  # one row per prompt: the decode loop prefills each once
     if num_samples > 1:
         input_ids = input_ids.repeat_interleave(num_samples, 0)
         attention_mask = attention_mask.repeat_interleave(num_samples, 0)
@@ -106,7 +107,8 @@ def sample(
             new = _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p,
                                greedy, generator, eos, pad, model_inputs)
         else:
-            new = _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos)
+            new = _decode_loop(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, greedy, generator, eos,
+                               num_samples=num_samples)
     finally:
         model.train(was_training)
     completion_ids, completion_mask, truncated = _finish(new, eos, pad)
@@ -115,18 +117,25 @@ def sample(
 
 
 def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos,
-                 compact_frac: float = 0.25):
-    """KV-cache decoding that stops computing finished rows.
+                 compact_frac: float = 0.25, num_samples: int = 1):
+    """KV-cache decoding of `num_samples` continuations per prompt that stops computing finished rows.
 
+    Each prompt [B, P] is prefilled once and its KV cache repeated `num_samples` times
+    (`Cache.batch_repeat_interleave`; rows b·G + g), so a group's shared prefix costs one forward, not G.
     Rows that emitted EOS are padded with EOS from then on; once at least `compact_frac` of the rows
     still in the batch have finished, they are dropped from the batch and from the KV cache
     (`Cache.batch_select_indices`), so late steps cost only what the long completions need.
-    Returns the new tokens [B, T_new] (T_new ≤ max_new_tokens: the longest completion)."""
-    B, device = input_ids.size(0), input_ids.device
+    Returns the new tokens [B·G, T_new] (T_new ≤ max_new_tokens: the longest completion)."""
+    device = input_ids.device
     position_ids = position_ids_from_mask(attention_mask)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
     past, logits = out.past_key_values, out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1
+    if num_samples > 1:
+        past.batch_repeat_interleave(num_samples)
+        logits, next_pos = logits.repeat_interleave(num_samples, 0), next_pos.repeat_interleave(num_samples, 0)
+        attention_mask = attention_mask.repeat_interleave(num_samples, 0)
+    B = logits.size(0)
     new = torch.full((B, max_new_tokens), eos, dtype=input_ids.dtype, device=device)
     rows = torch.arange(B, device=device)  # original row of each row still in the batch
     done = torch.zeros(B, dtype=torch.bool, device=device)  # per row still in the batch

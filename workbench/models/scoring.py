@@ -83,6 +83,7 @@ def completion_logprobs(
     *,
     with_entropy: bool = False,
     temperature: float = 1.0,
+    share_prompts: bool = False,
     **model_inputs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Score completions: log π(y_t | prompt, y_<t) for every completion position.
@@ -92,12 +93,19 @@ def completion_logprobs(
         completion_ids, completion_mask: [B, T] right-padded completions.
         with_entropy: also return the entropy of each next-token distribution [B, T].
         temperature: logits are divided by it (match the sampling temperature for exact ratios).
+        share_prompts: run each distinct prompt once and let its completions attend to its KV cache
+            (`shared_prompt_logits`; the G rows of a GRPO group share one prompt). Same numbers up to
+            float rounding, gradients included; ignored with extra model inputs (images).
         **model_inputs: extra inputs such as `pixel_values`, `image_grid_thw`; a vision-language
             model's `mm_token_type_ids` [B, P] (prompt only) is extended with zeros over the completion.
 
     Returns:
         (logp [B, T], entropy [B, T] or None); zeros where `completion_mask` is 0.
     """
+    if share_prompts and not model_inputs and not _checkpointing(model):
+        logits = shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+        if logits is not None:  # else no prompt repeats (or no cache): the one-pass forward below
+            return _score_logits(logits, completion_ids, completion_mask, temperature, with_entropy)
     input_ids = torch.cat([prompt_ids, completion_ids], 1)
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, **model_inputs)
@@ -110,6 +118,65 @@ def completion_logprobs(
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     P, T = prompt_ids.size(1), completion_ids.size(1)
     logits = model(**kwargs, use_cache=False).logits[:, P - 1 : P + T - 1]
+    return _score_logits(logits, completion_ids, completion_mask, temperature, with_entropy)
+
+
+def _checkpointing(model) -> bool:
+    """Whether HF activation checkpointing is on in train mode (it then refuses to return a KV cache)."""
+    if not model.training:
+        return False
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):  # the newer name first
+        try:
+            return bool(getattr(model, name))
+        except AttributeError:
+            continue
+    return False
+
+
+def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+                         completion_mask: torch.Tensor) -> torch.Tensor | None:
+    """Next-token logits at every completion position, each distinct prompt run through the model once.
+
+    Prefix sharing for group rollouts (Prefix Grouper, arXiv 2506.05433): the U distinct rows of
+    (prompt_ids, prompt_mask) are run with a KV cache, the cache is gathered back to the B rows
+    (`index_select`, differentiable, so each prompt's gradient is the sum over its rows) and the
+    completions run on top of it. Work on prompt tokens drops from B·P to U·P (G-fold for a GRPO
+    batch); the logits equal the one-pass `model(cat(prompt, completion))` up to float rounding.
+
+    Args:
+        prompt_ids, prompt_mask: [B, P] left-padded prompts (rows may repeat).
+        completion_ids, completion_mask: [B, T] right-padded completions.
+    Returns:
+        logits [B, T, V]: position t predicts completion token t; None when no prompt repeats (nothing
+        to share) or the model returned no cache (HF turns it off under activation checkpointing):
+        use the one-pass forward then.
+    """
+    key = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], 1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+    if unique.size(0) == key.size(0):
+        return None
+    P = prompt_ids.size(1)
+    u_ids, u_mask = unique[:, :P], unique[:, P:].to(prompt_mask.dtype)
+    u_pos = position_ids_from_mask(u_mask)
+    out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True, logits_to_keep=1)
+    first = out.logits[:, -1].index_select(0, inverse)  # the last prompt position predicts completion token 0
+    past = out.past_key_values
+    if past is None:
+        return None
+    past.batch_select_indices(inverse)
+    T = completion_ids.size(1)
+    if T <= 1:
+        return first[:, None, :][:, :T]
+    attention_mask = torch.cat([prompt_mask, completion_mask], 1)
+    positions = (u_pos[:, -1:] + 1).index_select(0, inverse) + torch.arange(T - 1, device=prompt_ids.device)
+    rest = model(input_ids=completion_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions,
+                 past_key_values=past, use_cache=True).logits
+    return torch.cat([first[:, None, :], rest], 1)
+
+
+def _score_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                  temperature: float, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log π(y_t) [B, T], entropy [B, T] or None) from next-token logits [B, T, V], zero on padding."""
     if temperature != 1.0:
         logits = logits / temperature
     logp = selective_log_softmax(logits, completion_ids) * completion_mask

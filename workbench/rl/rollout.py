@@ -8,6 +8,7 @@ up to a cap of rounds).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
@@ -193,27 +194,44 @@ def generate_group(model, tokenizer, task: RLTask, problems: list, *, num_genera
                    gen.truncated.cpu(), rewards, parts, group_ids, gen.texts, rows, row_inputs)
 
 
+def refill_size(need: int, kept: int, sampled: int, headroom: float, cap: int) -> int:
+    """Prompts to sample in a dynamic-sampling refill round, so that one round usually suffices.
+
+        n = ⌈need / q̂ · headroom⌉,   q̂ = (kept + 1) / (sampled + 2)   (the step's keep rate so far, smoothed)
+
+    clipped to [need, cap]. With headroom 1 the expected number kept is `need`, so a further round
+    is needed about half the time; 1.5 makes that rare. Groups beyond `need` are discarded unseen by
+    the update (verl's DAPO recipe likewise over-samples a fixed generation batch and trims)."""
+    rate = (kept + 1) / (sampled + 2)
+    return int(min(max(math.ceil(need / rate * headroom), need), max(cap, need)))
+
+
 def collect_rollout(
     model, tokenizer, task: RLTask, *, num_prompts: int, num_generations: int, max_new_tokens: int,
     temperature: float = 1.0, top_p: float = 1.0, generator: torch.Generator, rng: random.Random,
-    dynamic_sampling: bool = False, max_sampling_rounds: int = 4, overlong_buffer: int = 0,
-    overlong_factor: float = 1.0, mask_truncated: bool = False,
+    dynamic_sampling: bool = False, max_sampling_rounds: int = 4, refill_headroom: float = 1.5,
+    overlong_buffer: int = 0, overlong_factor: float = 1.0, mask_truncated: bool = False,
 ) -> tuple[Rollout, SamplingStats]:
     """Sample, score, shape and filter one step's rollout.
 
     With `dynamic_sampling` (DAPO, arXiv 2503.14476), groups whose final rewards are all equal carry
     no gradient under GRPO-style advantages; they are dropped and new prompts are sampled until
     `num_prompts` groups are kept or `max_sampling_rounds` rounds have run (then the step proceeds
-    with what it has; the count is logged). `overlong_buffer` > 0 adds DAPO's soft overlong penalty;
-    `mask_truncated` zeroes the completion mask of completions that hit `max_new_tokens`
-    (overlong filtering: they neither help nor hurt).
+    with what it has; the count is logged). A refill round samples `refill_size(...)` prompts — the
+    missing groups divided by the keep rate seen so far, times `refill_headroom` (at most
+    2 × num_prompts) — and the surplus is dropped, so a step rarely needs a third round.
+    `overlong_buffer` > 0 adds DAPO's soft overlong penalty; `mask_truncated` zeroes the completion
+    mask of completions that hit `max_new_tokens` (overlong filtering: they neither help nor hurt).
     """
+    if refill_headroom < 1:
+        raise ValueError(f"refill_headroom must be >= 1, got {refill_headroom}")
     stats = SamplingStats()
     kept: list[Rollout] = []
     n_kept, next_gid = 0, 0
     while True:
         stats.rounds += 1
-        want = num_prompts if not kept else num_prompts - n_kept
+        want = num_prompts if stats.rounds == 1 else refill_size(num_prompts - n_kept, n_kept, stats.groups_sampled,
+                                                                 refill_headroom, 2 * num_prompts)
         problems = task.sample(want, rng)
         ro = generate_group(model, tokenizer, task, problems, num_generations=num_generations,
                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,

@@ -17,6 +17,12 @@ and DDP averages gradients. Checkpoints (model, optimizer, scheduler, RNG, step)
 JSON; every step's sampling is seeded from (seed, step), so `resume=True` ends with exactly the
 numbers of an uninterrupted run.
 
+Work the update does not do (the gradient is unchanged, see `tests/rl/test_trainer.py`): rows whose
+advantage is 0 on every token are counted in the loss denominators but not run (`skip_zero_advantage`;
+on tiny-arith about half of GRPO's groups are all-correct or all-wrong); a prompt repeated in a
+micro-batch runs once and its completions attend to its KV cache (`share_prompts`, Prefix Grouper);
+micro-batches hold rows of similar length and are trimmed to their longest completion.
+
 Simplifications (said plainly): the entropy handed to token weights is that of the full softmax
 (not top-p renormalised); no vLLM / separate inference engine — sampling uses the training model.
 """
@@ -41,7 +47,7 @@ from workbench.rl.advantages import compute_advantages, group_stats
 from workbench.rl.checkpoint import load_checkpoint, save_checkpoint
 from workbench.rl.losses import LossConfig, masked_mean, policy_loss
 from workbench.rl.rollout import Rollout, RLTask, collect_rollout
-from workbench.rl.weights import WeightContext, compose_token_weights
+from workbench.rl.weights import WeightContext, compose_token_weights, weights_are_row_local
 from workbench.train.sft import lr_lambda
 from workbench.utils import seed_everything
 
@@ -67,6 +73,7 @@ class RLConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
     dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO: drop all-equal-reward groups and refill"})
     max_sampling_rounds: int = field(default=4, metadata={"help": "cap on sampling rounds per step with dynamic sampling"})
+    refill_headroom: float = field(default=1.5, metadata={"help": "dynamic sampling: a refill round samples missing / keep-rate × this many prompts"})
     overlong_buffer: int = field(default=0, metadata={"help": "DAPO soft overlong penalty buffer L_cache (0 = off)"})
     overlong_factor: float = field(default=1.0, metadata={"help": "scale of the overlong penalty"})
     mask_truncated: bool = field(default=False, metadata={"help": "DAPO overlong filtering: no loss on truncated completions"})
@@ -74,6 +81,8 @@ class RLConfig:
     num_epochs: int = field(default=1, metadata={"help": "μ: passes over each rollout"})
     num_minibatches: int = field(default=1, metadata={"help": "n: optimizer steps per epoch (rollout split n ways)"})
     micro_batch_size: int = field(default=64, metadata={"help": "rows per forward/backward (gradient accumulation)"})
+    share_prompts: bool = field(default=True, metadata={"help": "run each distinct prompt once per micro-batch and its G completions on its KV cache (same numbers, fewer prompt tokens)"})
+    skip_zero_advantage: bool = field(default=True, metadata={"help": "leave rows whose advantage is 0 on every token out of the update's forward/backward (exact: their gradient is 0); off automatically with a KL penalty or a batch-coupled token weight"})
     lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up (optimizer steps), then cosine to 10%"})
@@ -116,6 +125,8 @@ class RLConfig:
         for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size", "steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.refill_headroom < 1:
+            raise ValueError(f"RLConfig.refill_headroom must be >= 1, got {self.refill_headroom}")
         if self.temperature <= 0:
             raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
         if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
@@ -129,18 +140,34 @@ def seeded_generator(*key: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: float, with_entropy: bool = True):
-    """log π(y) [N, T] (and entropy) of the rollout's completions under `model`, in micro-batches."""
+def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: float, with_entropy: bool = True,
+                  share_prompts: bool = True):
+    """log π(y) [N, T] (and entropy) of the rollout's completions under `model`, in micro-batches
+    (a micro-batch's repeated prompts run once with `share_prompts`, see `completion_logprobs`)."""
     logps, ents = [], []
     for i in range(0, len(rollout), micro_batch_size):
         mb = rollout.select(torch.arange(i, min(i + micro_batch_size, len(rollout))))
         dev = next(model.parameters()).device
         lp, ent = completion_logprobs(model, mb.prompt_ids.to(dev), mb.prompt_mask.to(dev), mb.completion_ids.to(dev),
                                       mb.completion_mask.to(dev), with_entropy=with_entropy, temperature=temperature,
-                                      **{k: v.to(dev) for k, v in mb.model_inputs().items()})
+                                      share_prompts=share_prompts, **{k: v.to(dev) for k, v in mb.model_inputs().items()})
         logps.append(lp.cpu())
         ents.append(ent.cpu() if ent is not None else None)
     return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+
+
+def gradient_rows(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[N] bool: rows with a nonzero advantage on some valid token ([N, T] advantages and mask).
+
+    Every other row has per-token loss −min(r·w·0, clip(r)·w·0) = 0 for any ratio r and token weight w,
+    hence zero gradient: a GRPO group whose rewards are all equal, or a DAPO-masked truncated completion."""
+    return ((advantages != 0) & mask.bool()).any(-1)
+
+
+def skips_zero_advantage(cfg: RLConfig) -> bool:
+    """Whether the update may leave zero-advantage rows out: asked for, no KL term (its gradient does not
+    vanish with A), and only row-local token weights (a batch-wide threshold would see other rows)."""
+    return cfg.skip_zero_advantage and cfg.kl_coef == 0 and weights_are_row_local(cfg.token_weights)
 
 
 def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, advantages: torch.Tensor,
@@ -150,7 +177,13 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     Each mini-batch is one optimizer step, accumulated over micro-batches; the aggregation's
     denominators are global (summed over processes, divided by the process count because DDP
     averages gradients), so micro-batching and multi-process runs give the same update as one
-    big batch on one process."""
+    big batch on one process.
+
+    Rows whose advantage is zero everywhere (`gradient_rows`) are counted in the denominators but not
+    run through the model when `skips_zero_advantage(cfg)`: the gradient is the same, and with GRPO on
+    a task where half the groups are all-correct or all-wrong that halves the update's compute. The
+    loss metrics (clip fractions, ratio, weights, and the on-policy entropy) are then token means over
+    the rows that were run."""
     loss_kwargs = cfg.loss_config().as_kwargs()
     world = accelerator.num_processes
     N, out = len(rollout), []
@@ -162,6 +195,7 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
         rollout.old_logp = torch.zeros(rollout.completion_ids.shape)
         rollout.entropy = torch.zeros(rollout.completion_ids.shape)
     device = accelerator.device
+    carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
     for epoch in range(cfg.num_epochs):
         perm = torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)
         for chunk in perm.chunk(n_mb):
@@ -169,10 +203,14 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             seqs = torch.tensor(float(len(chunk)), device=device)
             if world > 1:
                 tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
+            # denominators above count every row; the forward/backward below only the rows that carry
+            # gradient (at least one, so every process joins DDP's all-reduce and AdamW steps as usual)
+            active = chunk[carries[chunk]] if carries[chunk].any() else chunk[:1]
             # micro-batches of similar lengths, so trimming each removes most padding (the sum of their
             # gradients, with global denominators, is the mini-batch gradient whatever the grouping)
-            by_length = chunk[rollout.lengths[chunk].argsort(stable=True)] if len(chunk) > cfg.micro_batch_size else chunk
+            by_length = active[rollout.lengths[active].argsort(stable=True)] if len(active) > cfg.micro_batch_size else active
             micro = by_length.split(cfg.micro_batch_size)
+            active_tokens = max(float(rollout.completion_mask[active].sum()), 1.0)
             metrics: dict[str, float] = {}
             for j, idx in enumerate(micro):
                 mb = rollout.select(idx).trim().to(device)
@@ -181,10 +219,12 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                 ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
                 with ctx:
                     logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
-                                                    mb.completion_mask, temperature=cfg.temperature,
-                                                    with_entropy=on_policy, **mb.model_inputs())
+                                                    mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
+                                                    share_prompts=cfg.share_prompts, **mb.model_inputs())
                     if on_policy:  # single pass: the update's forward *is* the old policy
                         mb.old_logp, mb.entropy = logp.detach(), ent
+                        if rollout.old_logp.dtype != logp.dtype:  # e.g. a float64 model
+                            rollout.old_logp, rollout.entropy = rollout.old_logp.to(logp.dtype), rollout.entropy.to(logp.dtype)
                         rollout.old_logp[idx, :Tm], rollout.entropy[idx, :Tm] = mb.old_logp.cpu(), ent.cpu()
                     adv = advantages[idx, :Tm].to(device)
                     wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
@@ -194,7 +234,9 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                                           token_weights=weights, num_tokens=tokens / world, num_seqs=seqs / world,
                                           max_len=cfg.max_new_tokens, **loss_kwargs)
                     accelerator.backward(loss)
-                share = float(mb.completion_mask.sum()) / max(float(rollout.completion_mask[chunk].sum()), 1.0)
+                share = float(mb.completion_mask.sum()) / active_tokens
+                if on_policy:
+                    m["entropy"] = masked_mean(ent, mb.completion_mask)
                 for k, v in m.items():
                     metrics[k] = metrics.get(k, 0.0) + float(v) * share
                 metrics["loss"] = metrics.get("loss", 0.0) + float(loss.detach())
@@ -203,6 +245,7 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             metrics["grad_norm"] = float(grad_norm)
+            metrics["rows_run_frac"] = len(active) / max(len(chunk), 1)
             out.append(metrics)
     return out
 
@@ -293,21 +336,21 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         rollout, sstats = collect_rollout(
             policy, tokenizer, task, num_prompts=cfg.num_prompts // world, num_generations=cfg.num_generations,
             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
-            dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds,
+            dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
             overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated)
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
             if cfg.num_epochs > 1 or cfg.num_minibatches > 1 or task.annotate:  # else the update's forward gives log π_old
-                rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature)
+                rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
             if task.annotate:
                 rollout.extras.update(task.annotate(policy, tokenizer, rollout))
             if cfg.kl_coef > 0:
                 if cfg.lora:
                     with policy.disable_adapter():
-                        rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False)
+                        rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
                 else:
-                    rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False)
+                    rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
             adv = compute_advantages(cfg.advantage, rollout.rewards, rollout.group_ids, rollout.completion_mask)
             model.train()
             steps_metrics = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg,
@@ -319,7 +362,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             mask = rollout.completion_mask
             metrics.update(
                 reward_mean=float(rollout.rewards.mean()), reward_std=float(rollout.rewards.std()) if len(rollout) > 1 else 0.0,
-                entropy=float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0,
+                entropy=metrics.get("entropy", float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0),
                 response_length=float(rollout.lengths.float().mean()), truncated_frac=float(rollout.truncated.float().mean()),
                 frac_zero_std_groups_after_filter=gs.frac_zero_std_groups,
             )

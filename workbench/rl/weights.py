@@ -28,6 +28,20 @@ from workbench.registry import Registry
 TOKEN_WEIGHTS = Registry("token weight")
 
 
+def row_local(fn):
+    """Mark a token weight whose value for a row depends on that row alone (no batch-wide threshold or
+    normalisation). Only then may the trainer leave rows with zero advantage out of the update's forward
+    (their loss terms are w·0 = 0 whatever w is, but a batch-coupled weight such as ToR's top-30 %
+    threshold would see a different batch)."""
+    fn.row_local = True
+    return fn
+
+
+def weights_are_row_local(specs: Iterable[Any] | None) -> bool:
+    """True when every weight in `specs` is marked `row_local` (an empty list is)."""
+    return all(getattr(TOKEN_WEIGHTS.get(_parse_spec(s)[0]), "row_local", False) for s in (specs or []))
+
+
 @dataclass
 class WeightContext:
     """What a token weight may look at; all tensors are [B, T] and aligned with the completion tokens.
@@ -102,6 +116,7 @@ def compose_token_weights(specs: Iterable[Any] | None, ctx: WeightContext) -> Te
 
 
 @TOKEN_WEIGHTS.register("low_prob")
+@row_local
 def low_prob_weight(ctx: WeightContext, alpha: float = 0.1) -> Tensor:
     """Up-weight tokens the old policy found unlikely (Δlog p paper, arXiv 2603.22117; reconstructed).
 
@@ -169,6 +184,7 @@ def discounted_future_sum(x: Tensor, gamma: float, *, chunk: int = 128) -> Tenso
 
 
 @TOKEN_WEIGHTS.register("future_kl")
+@row_local
 def future_kl_weight(
     ctx: WeightContext,
     decay_rate: float = 32.0,
