@@ -290,7 +290,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         TrainResult with the per-step history. Metrics per step: reward mean/std, fraction of
         zero-std groups, dropped groups and sampling rounds (dynamic sampling), entropy, clip
         fractions low/high/dual, response length, truncation rate, KL, loss, grad norm, lr,
-        tokens/s, and `eval_accuracy` on evaluation steps.
+        tokens/s, `rows_run_frac` (rows the update ran: the rest had zero advantage), and
+        `eval_accuracy` on evaluation steps.
     """
     from accelerate import Accelerator
 
