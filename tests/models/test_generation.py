@@ -54,7 +54,7 @@ def test_dropping_finished_rows_changes_no_token():
     assert torch.equal(never, always) and torch.equal(never, default)
 
 
-def test_a_prompt_prefilled_once_gives_the_same_tokens_as_repeated_prompts():
+def test_a_prompt_prefilled_once_gives_the_same_tokens_as_repeated_prompts(monkeypatch):
     """`num_samples` > 1 prefills each prompt once and repeats its KV cache; greedy tokens (and, with one
     generator, sampled tokens) must equal decoding the repeated prompts, left padding included."""
     from workbench.models.generation import _decode_loop, encode_prompts
@@ -70,6 +70,13 @@ def test_a_prompt_prefilled_once_gives_the_same_tokens_as_repeated_prompts():
         repeated = _decode_loop(model, ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0), 16, 1.0, 1.0, greedy,
                                 torch.Generator().manual_seed(0), eos)
         assert shared.shape[0] == G * ids.shape[0] and torch.equal(shared, repeated)
+    # a cache type that cannot be repeated: every row is prefilled instead, same tokens
+    from transformers.cache_utils import Cache
+
+    monkeypatch.delattr(Cache, "batch_repeat_interleave")
+    fallback = _decode_loop(model, ids, mask, 16, 1.0, 1.0, True, None, eos, num_samples=G)
+    assert torch.equal(fallback, _decode_loop(model, ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0), 16, 1.0,
+                                              1.0, True, None, eos))
 
 
 def test_sampling_is_seeded_and_grouped(lm):

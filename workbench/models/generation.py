@@ -132,9 +132,15 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     past, logits = out.past_key_values, out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1
     if num_samples > 1:
-        past.batch_repeat_interleave(num_samples)
-        logits, next_pos = logits.repeat_interleave(num_samples, 0), next_pos.repeat_interleave(num_samples, 0)
         attention_mask = attention_mask.repeat_interleave(num_samples, 0)
+        if hasattr(past, "batch_repeat_interleave"):
+            past.batch_repeat_interleave(num_samples)
+            logits, next_pos = logits.repeat_interleave(num_samples, 0), next_pos.repeat_interleave(num_samples, 0)
+        else:  # a cache that cannot be repeated: prefill every row
+            ids, position_ids = input_ids.repeat_interleave(num_samples, 0), position_ids.repeat_interleave(num_samples, 0)
+            out = model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+            past, logits = out.past_key_values, out.logits[:, -1]
+            next_pos = position_ids[:, -1:] + 1
     B = logits.size(0)
     new = torch.full((B, max_new_tokens), eos, dtype=input_ids.dtype, device=device)
     rows = torch.arange(B, device=device)  # original row of each row still in the batch

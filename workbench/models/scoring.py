@@ -158,7 +158,10 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     P = prompt_ids.size(1)
     u_ids, u_mask = unique[:, :P], unique[:, P:].to(prompt_mask.dtype)
     u_pos = position_ids_from_mask(u_mask)
-    out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True, logits_to_keep=1)
+    try:  # only the last prompt position's logits are needed
+        out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True, logits_to_keep=1)
+    except TypeError:  # a model without `logits_to_keep`
+        out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True)
     first = out.logits[:, -1].index_select(0, inverse)  # the last prompt position predicts completion token 0
     past = out.past_key_values
     if past is None:
