@@ -188,12 +188,9 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     world = accelerator.num_processes
     N, out = len(rollout), []
     n_mb = min(cfg.num_minibatches, N)
-    on_policy = rollout.old_logp is None  # filled from the update's own forward (one pass, one mini-batch only)
-    if on_policy:
-        if cfg.num_epochs > 1 or n_mb > 1:
-            raise ValueError("rollout.old_logp is needed when the rollout is used for more than one optimizer step")
-        rollout.old_logp = torch.zeros(rollout.completion_ids.shape)
-        rollout.entropy = torch.zeros(rollout.completion_ids.shape)
+    on_policy = rollout.old_logp is None  # taken from the update's own forward (one pass, one mini-batch only)
+    if on_policy and (cfg.num_epochs > 1 or n_mb > 1):
+        raise ValueError("rollout.old_logp is needed when the rollout is used for more than one optimizer step")
     device = accelerator.device
     carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
     for epoch in range(cfg.num_epochs):
@@ -223,9 +220,6 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                                                     share_prompts=cfg.share_prompts, **mb.model_inputs())
                     if on_policy:  # single pass: the update's forward *is* the old policy
                         mb.old_logp, mb.entropy = logp.detach(), ent
-                        if rollout.old_logp.dtype != logp.dtype:  # e.g. a float64 model
-                            rollout.old_logp, rollout.entropy = rollout.old_logp.to(logp.dtype), rollout.entropy.to(logp.dtype)
-                        rollout.old_logp[idx, :Tm], rollout.entropy[idx, :Tm] = mb.old_logp.cpu(), ent.cpu()
                     adv = advantages[idx, :Tm].to(device)
                     wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
                                          entropy=mb.entropy, extras=mb.extras)
@@ -363,7 +357,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             mask = rollout.completion_mask
             metrics.update(
                 reward_mean=float(rollout.rewards.mean()), reward_std=float(rollout.rewards.std()) if len(rollout) > 1 else 0.0,
-                entropy=metrics.get("entropy", float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0),
+                # on-policy, the update's forward measured it (over the rows it ran); else log π_old's scoring did
+                entropy=metrics["entropy"] if "entropy" in metrics else float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0,
                 response_length=float(rollout.lengths.float().mean()), truncated_frac=float(rollout.truncated.float().mean()),
                 frac_zero_std_groups_after_filter=gs.frac_zero_std_groups,
             )
