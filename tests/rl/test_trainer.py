@@ -68,6 +68,34 @@ def test_dynamic_sampling_drops_all_equal_groups_and_caps_rounds():
     assert len(ro) == 8 and stats.rounds == 1 and stats.groups_dropped == 0
 
 
+def test_first_round_is_sized_by_the_previous_keep_rate():
+    model, tok = tiny_lm()
+    flip = iter(range(10**6))
+    mixed = RLTask("mixed", digit_task().sample, format_prompt, [RewardSpec("alt", lambda c, p: float(next(flip) % 2))])
+    kw = dict(num_prompts=3, num_generations=2, max_new_tokens=4, dynamic_sampling=True)
+    # previous step kept 4 of 10 groups: q̂ = 5 / 12, first round ⌈3 / q̂⌉ = 8 groups, at most 2 × 3 = 6
+    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
+                                prior_keep=(4, 10), **kw)
+    assert stats.rounds == 1 and stats.groups_sampled == 6 and len(ro) == 3 * 2 and ro.group_ids.unique().numel() == 3
+    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
+                                prior_keep=(10, 10), **kw)  # q̂ = 11 / 12: ⌈3.27⌉ = 4
+    assert stats.groups_sampled == 4
+    # without dynamic sampling the prior is ignored: exactly num_prompts
+    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
+                                prior_keep=(1, 10), **{**kw, "dynamic_sampling": False})
+    assert stats.groups_sampled == 3 and len(ro) == 6
+
+
+def test_trainer_carries_the_keep_rate_to_the_next_step():
+    model, tok = tiny_lm()
+    constant = RLTask("const", digit_task().sample, format_prompt, [RewardSpec("one", lambda c, p: 1.0)])
+    res = train(model, tok, constant, RLConfig(steps=2, dynamic_sampling=True, max_sampling_rounds=1, **CFG))
+    first, second = res.history
+    # step 1 samples num_prompts and keeps none (q̂ = 1 / (n + 2)); step 2 starts at the cap 2 × num_prompts
+    assert first["groups_sampled"] == CFG["num_prompts"] and first["groups_dropped"] == CFG["num_prompts"]
+    assert second["groups_sampled"] == 2 * CFG["num_prompts"]
+
+
 def test_refill_size_divides_by_the_keep_rate_and_is_clipped():
     from workbench.rl.rollout import refill_size
 
@@ -136,8 +164,11 @@ def _params(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_resume_ends_with_the_same_numbers(tmp_path):
-    cfg = dict(CFG, num_minibatches=2, token_weights=["low_prob"])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["grpo", "dynamic-sampling"])
+def test_resume_ends_with_the_same_numbers(tmp_path, dynamic):
+    # with dynamic sampling a step's first round is sized from the previous step's keep rate: the
+    # resumed run must read it back from the checkpoint's history
+    cfg = dict(CFG, num_minibatches=2, token_weights=["low_prob"], dynamic_sampling=dynamic)
     full_model, tok = tiny_lm()
     full = train(full_model, tok, digit_task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
     part_model, _ = tiny_lm()

@@ -195,13 +195,15 @@ def generate_group(model, tokenizer, task: RLTask, problems: list, *, num_genera
 
 
 def refill_size(need: int, kept: int, sampled: int, headroom: float, cap: int) -> int:
-    """Prompts to sample in a dynamic-sampling refill round, so that one round usually suffices.
+    """Prompts to sample in a dynamic-sampling round, so that one round usually suffices.
 
-        n = ⌈need / q̂ · headroom⌉,   q̂ = (kept + 1) / (sampled + 2)   (the step's keep rate so far, smoothed)
+        n = ⌈need / q̂ · headroom⌉,   q̂ = (kept + 1) / (sampled + 2)   (a keep rate, Laplace-smoothed)
 
     clipped to [need, cap]. With headroom 1 the expected number kept is `need`, so a further round
     is needed about half the time; 1.5 makes that rare. Groups beyond `need` are discarded unseen by
-    the update (verl's DAPO recipe likewise over-samples a fixed generation batch and trims)."""
+    the update (verl's DAPO recipe likewise over-samples a fixed generation batch and trims).
+    The first round of a step uses the previous step's counts with headroom 1 (`prior_keep`), a refill
+    the step's own counts so far with `refill_headroom`."""
     rate = (kept + 1) / (sampled + 2)
     return int(min(max(math.ceil(need / rate * headroom), need), max(cap, need)))
 
@@ -211,6 +213,7 @@ def collect_rollout(
     temperature: float = 1.0, top_p: float = 1.0, generator: torch.Generator, rng: random.Random,
     dynamic_sampling: bool = False, max_sampling_rounds: int = 4, refill_headroom: float = 1.5,
     overlong_buffer: int = 0, overlong_factor: float = 1.0, mask_truncated: bool = False,
+    prior_keep: tuple[int, int] | None = None,
 ) -> tuple[Rollout, SamplingStats]:
     """Sample, score, shape and filter one step's rollout.
 
@@ -220,6 +223,11 @@ def collect_rollout(
     with what it has; the count is logged). A refill round samples `refill_size(...)` prompts — the
     missing groups divided by the keep rate seen so far, times `refill_headroom` (at most
     2 × num_prompts) — and the surplus is dropped, so a step rarely needs a third round.
+    `prior_keep` = (groups kept, groups sampled) of the previous step sizes the first round the same
+    way with headroom 1 (`refill_size`), so a steady keep rate q costs about num_prompts / q groups
+    in one round plus, about half the time, a small top-up — instead of num_prompts, then a refill
+    sized with 1.5 × headroom. Without it (first step, or no dynamic sampling) the first round is
+    `num_prompts`.
     `overlong_buffer` > 0 adds DAPO's soft overlong penalty; `mask_truncated` zeroes the completion
     mask of completions that hit `max_new_tokens` (overlong filtering: they neither help nor hurt).
     """
@@ -230,8 +238,10 @@ def collect_rollout(
     n_kept, next_gid = 0, 0
     while True:
         stats.rounds += 1
-        want = num_prompts if stats.rounds == 1 else refill_size(num_prompts - n_kept, n_kept, stats.groups_sampled,
-                                                                 refill_headroom, 2 * num_prompts)
+        if stats.rounds == 1:
+            want = refill_size(num_prompts, *prior_keep, 1.0, 2 * num_prompts) if (dynamic_sampling and prior_keep) else num_prompts
+        else:
+            want = refill_size(num_prompts - n_kept, n_kept, stats.groups_sampled, refill_headroom, 2 * num_prompts)
         problems = task.sample(want, rng)
         ro = generate_group(model, tokenizer, task, problems, num_generations=num_generations,
                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,

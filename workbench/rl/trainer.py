@@ -282,7 +282,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
 
     Returns:
         TrainResult with the per-step history. Metrics per step: reward mean/std, fraction of
-        zero-std groups, dropped groups and sampling rounds (dynamic sampling), entropy, clip
+        zero-std groups, groups sampled and dropped and sampling rounds (dynamic sampling), entropy, clip
         fractions low/high/dual, response length, truncation rate, KL, loss, grad norm, lr,
         tokens/s, `rows_run_frac` (rows the update ran: the rest had zero advantage), and
         `eval_accuracy` on evaluation steps.
@@ -325,6 +325,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
                initial=start, total=cfg.steps)
     policy = accelerator.unwrap_model(model)
     for step in bar:
+        prev = history[-1] if history else {}
+        prior_keep = (prev["groups_sampled"] - prev["groups_dropped"], prev["groups_sampled"]) if prev.get("groups_sampled") else None
         t0 = time.time()
         rng = random.Random(f"{cfg.seed}/{step}/{rank}")
         gen = seeded_generator(cfg.seed, step, rank)
@@ -332,7 +334,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             policy, tokenizer, task, num_prompts=cfg.num_prompts // world, num_generations=cfg.num_generations,
             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
             dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
-            overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated)
+            overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated,
+            prior_keep=prior_keep)
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
@@ -367,7 +370,10 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         else:
             metrics["skipped"] = 1
         elapsed = time.time() - t0
-        metrics.update(frac_zero_std_groups=sstats.frac_zero_std_groups, groups_dropped=sstats.groups_dropped,
+        sampled, dropped = sstats.groups_sampled, sstats.groups_dropped
+        if world > 1:  # global counts: every process then sizes its next first round from the same keep rate
+            sampled, dropped = (int(v) for v in accelerator.reduce(torch.tensor([sampled, dropped], device=accelerator.device), "sum"))
+        metrics.update(frac_zero_std_groups=sstats.frac_zero_std_groups, groups_sampled=sampled, groups_dropped=dropped,
                        sampling_rounds=sstats.rounds, completion_tokens=sstats.completion_tokens,
                        tokens_per_s=sstats.completion_tokens / max(elapsed, 1e-9), gen_seconds=t_gen,
                        step_seconds=elapsed, lr=scheduler.get_last_lr()[0])
