@@ -225,8 +225,8 @@ def collect_rollout(
     2 × num_prompts) — and the surplus is dropped, so a step rarely needs a third round.
     `prior_keep` = (groups kept, groups sampled) of the previous step sizes the first round the same
     way with headroom 1 (`refill_size`), so a steady keep rate q costs about num_prompts / q groups
-    in one round plus, about half the time, a small top-up — instead of num_prompts, then a refill
-    sized with 1.5 × headroom. Without it (first step, or no dynamic sampling) the first round is
+    in one round plus, about half the time, a small top-up — instead of num_prompts and then a
+    refill sized with `refill_headroom`. Without it (first step, or no dynamic sampling) the first round is
     `num_prompts`.
     `overlong_buffer` > 0 adds DAPO's soft overlong penalty; `mask_truncated` zeroes the completion
     mask of completions that hit `max_new_tokens` (overlong filtering: they neither help nor hurt).
