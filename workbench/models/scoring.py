@@ -180,6 +180,7 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
 def _score_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor,
                   temperature: float, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(log π(y_t) [B, T], entropy [B, T] or None) from next-token logits [B, T, V], zero on padding."""
+    logits = _upcast(logits)  # bf16 logits (autocast) are divided and normalised in float32
     if temperature != 1.0:
         logits = logits / temperature
     logp = selective_log_softmax(logits, completion_ids) * completion_mask

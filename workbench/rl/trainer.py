@@ -87,6 +87,7 @@ class RLConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up (optimizer steps), then cosine to 10%"})
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
+    mixed_precision: str = field(default="no", metadata={"help": "'bf16': sampling, scoring and the update's forward run under bfloat16 autocast (float32 weights, optimizer and loss; held-out evaluation stays float32) | 'no'"})
     # model
     lora: bool = field(default=False, metadata={"help": "train LoRA adapters (peft) instead of all weights"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
@@ -127,6 +128,8 @@ class RLConfig:
                 raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.refill_headroom < 1:
             raise ValueError(f"RLConfig.refill_headroom must be >= 1, got {self.refill_headroom}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"RLConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.temperature <= 0:
             raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
         if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
@@ -154,6 +157,17 @@ def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: f
         logps.append(lp.cpu())
         ents.append(ent.cpu() if ent is not None else None)
     return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+
+
+def autocast(cfg: RLConfig, device: torch.device):
+    """bfloat16 autocast on `device` when `cfg.mixed_precision == 'bf16'`, else a no-op context.
+
+    Matmuls run in bfloat16 with float32 weights kept as the master copy (AdamW updates of size
+    lr·|g| ≈ 1e-5 would round away in bf16 weights); log-softmax, the loss and the backward's
+    accumulation stay float32 (`completion_logprobs` upcasts the logits)."""
+    if cfg.mixed_precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return _nullcontext()
 
 
 def gradient_rows(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -215,9 +229,10 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                 sync = j == len(micro) - 1
                 ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
                 with ctx:
-                    logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
-                                                    mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
-                                                    share_prompts=cfg.share_prompts, **mb.model_inputs())
+                    with autocast(cfg, device):  # the forward only: backward runs outside autocast
+                        logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
+                                                        mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
+                                                        share_prompts=cfg.share_prompts, **mb.model_inputs())
                     if on_policy:  # single pass: the update's forward *is* the old policy
                         mb.old_logp, mb.entropy = logp.detach(), ent
                     adv = advantages[idx, :Tm].to(device)
@@ -330,25 +345,27 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         t0 = time.time()
         rng = random.Random(f"{cfg.seed}/{step}/{rank}")
         gen = seeded_generator(cfg.seed, step, rank)
-        rollout, sstats = collect_rollout(
-            policy, tokenizer, task, num_prompts=cfg.num_prompts // world, num_generations=cfg.num_generations,
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
-            dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
-            overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated,
-            prior_keep=prior_keep)
+        with autocast(cfg, accelerator.device):
+            rollout, sstats = collect_rollout(
+                policy, tokenizer, task, num_prompts=cfg.num_prompts // world, num_generations=cfg.num_generations,
+                max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
+                dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
+                overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated,
+                prior_keep=prior_keep)
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
-            if cfg.num_epochs > 1 or cfg.num_minibatches > 1 or task.annotate:  # else the update's forward gives log π_old
-                rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
-            if task.annotate:
-                rollout.extras.update(task.annotate(policy, tokenizer, rollout))
-            if cfg.kl_coef > 0:
-                if cfg.lora:
-                    with policy.disable_adapter():
-                        rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
-                else:
-                    rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
+            with autocast(cfg, accelerator.device):
+                if cfg.num_epochs > 1 or cfg.num_minibatches > 1 or task.annotate:  # else the update's forward gives log π_old
+                    rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
+                if task.annotate:
+                    rollout.extras.update(task.annotate(policy, tokenizer, rollout))
+                if cfg.kl_coef > 0:
+                    if cfg.lora:
+                        with policy.disable_adapter():
+                            rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
+                    else:
+                        rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
             adv = compute_advantages(cfg.advantage, rollout.rewards, rollout.group_ids, rollout.completion_mask)
             model.train()
             steps_metrics = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg,
