@@ -68,15 +68,20 @@ class PreallocatedLayer(DynamicLayer):
             self.length = max(self.length + tokens_to_remove, 0)
             self._views()
 
-    def batch_repeat_interleave(self, repeats: int) -> None:
+    def _rebatch(self, rows) -> None:
+        """New buffers of the same capacity holding `rows(filled part)`: only the filled slots are copied."""
         if self.is_initialized:
-            self._k, self._v = self._k.repeat_interleave(repeats, dim=0), self._v.repeat_interleave(repeats, dim=0)
+            k, v = rows(self.keys), rows(self.values)
+            self._k = k.new_empty(k.size(0), k.size(1), self._k.size(-2), k.size(-1))
+            self._v = v.new_empty(v.size(0), v.size(1), self._v.size(-2), v.size(-1))
+            self._k[..., : self.length, :], self._v[..., : self.length, :] = k, v
             self._views()
 
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._rebatch(lambda x: x.repeat_interleave(repeats, dim=0))
+
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.is_initialized:
-            self._k, self._v = self._k[indices], self._v[indices]
-            self._views()
+        self._rebatch(lambda x: x[indices])
 
     def reset(self) -> None:
         self._k = self._v = None
