@@ -6,7 +6,7 @@ import torch
 from transformers import AutoProcessor
 
 from workbench.models.generation import repeat_model_inputs, sample
-from workbench.models.scoring import completion_logprobs
+from workbench.models.scoring import completion_logprobs, modality_ids, vision_token_types
 from workbench.models.vlm import (VISION_PROMPT, WorkbenchVLProcessor, build_tiny_vlm, collate_vl_sft,
                                   encode_vl_prompts, format_vl_example, format_vl_prompt)
 
@@ -26,6 +26,19 @@ def test_112px_image_gives_16_image_tokens(processor, examples):
     assert torch.equal(enc["mm_token_type_ids"], is_image.long())
     assert format_vl_prompt("q", processor) == f"<|user|>{VISION_PROMPT}q<|assistant|>"
     assert format_vl_prompt("q", processor, with_image=False) == "<|user|>q<|assistant|>"
+
+
+def test_modality_ids_from_the_processor_match_the_models_own():
+    ids = torch.tensor([[5, 9, 9, 7, 8, 0]])
+    assert modality_ids(ids, 9, 7).tolist() == [[0, 1, 1, 2, 0, 0]]
+    assert modality_ids(ids, 9).tolist() == [[0, 1, 1, 0, 0, 0]]
+    assert modality_ids(ids, None) is None
+
+
+def test_prompt_modality_ids_equal_the_ones_scoring_derives(vlm, processor, examples):
+    enc = _encode(processor, examples[:3])
+    assert enc["mm_token_type_ids"].sum() > 0
+    assert torch.equal(enc["mm_token_type_ids"], vision_token_types(vlm, enc["input_ids"]))
 
 
 def test_processor_round_trip(processor, examples, tmp_path):

@@ -22,22 +22,25 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
 
 
+def modality_ids(input_ids: torch.Tensor, image_token_id: int | None, video_token_id: int | None = None) -> torch.Tensor | None:
+    """Qwen2-VL-style modality ids of `input_ids` [B, L]: 1 on image tokens, 2 on video tokens, 0 on
+    text; None when there is no image token id (a text LM)."""
+    if image_token_id is None:
+        return None
+    types = (input_ids == image_token_id).long()
+    if video_token_id is not None:
+        types = types + 2 * (input_ids == video_token_id).long()
+    return types
+
+
 def vision_token_types(model, input_ids: torch.Tensor) -> torch.Tensor | None:
-    """Modality ids a Qwen2-VL-style model needs for its M-RoPE positions: 1 on image tokens, 2 on video
-    tokens, 0 on text, read off `input_ids` [B, L] with the model config's `image_token_id` /
-    `video_token_id`. None for a model without such ids (a text LM).
+    """`modality_ids` of `input_ids` [B, L] with the model config's `image_token_id` / `video_token_id`,
+    as a Qwen2-VL-style model needs them for its M-RoPE positions. None for a text LM.
 
     Computing them from the ids (instead of carrying a [B, P] tensor with the prompt) keeps them right
     after prompts are re-padded or completions appended."""
     cfg = getattr(model, "config", None)
-    image_id = getattr(cfg, "image_token_id", None)
-    if image_id is None:
-        return None
-    types = (input_ids == image_id).long()
-    video_id = getattr(cfg, "video_token_id", None)
-    if video_id is not None:
-        types = types + 2 * (input_ids == video_id).long()
-    return types
+    return modality_ids(input_ids, getattr(cfg, "image_token_id", None), getattr(cfg, "video_token_id", None))
 
 
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ from transformers import (AutoProcessor, PretrainedConfig, Qwen2_5_VLConfig, Qwe
                           Qwen2_5_VLProcessor)
 
 from workbench.models.generation import sample
+from workbench.models.scoring import modality_ids
 from workbench.models.tokenizer import ASSISTANT, EOS, USER, build_tokenizer
 from workbench.models.zoo import register_recipe
 from workbench.tasks import shapes
@@ -224,7 +225,7 @@ def encode_vl_prompts(processor, texts: Sequence[str], images: Sequence, *, padd
     finally:
         tok.padding_side = side
     out = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw") if k in enc}
-    out["mm_token_type_ids"] = (out["input_ids"] == processor.image_token_id).long()
+    out["mm_token_type_ids"] = modality_ids(out["input_ids"], processor.image_token_id, getattr(processor, "video_token_id", None))
     return out
 
 
