@@ -58,7 +58,7 @@ def test_decode_loop_tokens_do_not_depend_on_the_cache_storage():
     ids, mask = encode_prompts(tok, PROMPTS)
     eos = tok.eos_token_id
     for greedy in (True, False):
-        runs = [_decode_loop(model, ids, mask, 20, 1.0, 1.0, greedy, torch.Generator().manual_seed(0), eos, num_samples=3,
+        runs = [_decode_loop(model, ids, mask, 20, 1.0, 1.0, greedy, torch.Generator().manual_seed(2), eos, num_samples=3,
                              preallocate=p) for p in (True, False)]
         assert torch.equal(runs[0], runs[1])
         assert (runs[1] == eos).any(1).sum() >= 2, "some rows must end early so the cache is compacted"

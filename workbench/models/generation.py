@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from workbench.models.scoring import position_ids_from_mask, vision_token_types
+from workbench.models.decode_attention import decode_attention
 from workbench.models.kv_cache import preallocated_cache
 
 
@@ -62,6 +63,19 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_p: float) -> tor
     return logits
 
 
+def sample_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row of `probs` [B, V] (rows sum to 1 up to rounding) -> token ids [B], by inverse CDF:
+
+        y_b = min{ v : Σ_{j ≤ v} p_bj ≥ u_b · Σ_j p_bj },   u_b ~ U(0, 1]
+
+    One uniform per row, where `torch.multinomial` draws an exponential per vocabulary entry (≈25× slower
+    for 512 rows × 128 ids on a CPU). A token with p = 0 is never drawn: u_b > 0, and the first index at
+    which the running sum reaches a positive value has positive mass."""
+    cdf = probs.cumsum(-1)
+    u = (1.0 - torch.rand(probs.size(0), 1, generator=generator, device=probs.device, dtype=cdf.dtype)) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp_max(probs.size(-1) - 1)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -108,8 +122,9 @@ def sample(
             new = _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, temperature, top_p,
                                greedy, generator, eos, pad, model_inputs)
         else:
-            new = _decode_loop(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, greedy, generator, eos,
-                               num_samples=num_samples)
+            with decode_attention(model):
+                new = _decode_loop(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, greedy, generator,
+                                   eos, num_samples=num_samples)
     finally:
         model.train(was_training)
     completion_ids, completion_mask, truncated = _finish(new, eos, pad)
@@ -157,7 +172,7 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
             tok = logits.argmax(-1)
         else:
             probs = filter_logits(logits, temperature, top_p).softmax(-1)
-            tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
+            tok = sample_tokens(probs.cpu(), generator).to(device)
         tok = torch.where(done, torch.full_like(tok, eos), tok)
         new[rows, t] = tok
         steps = t + 1
