@@ -1,6 +1,6 @@
 """Worker for test_distributed.py: one policy update on a fixed global batch, sharded over processes.
 
-Run as `accelerate launch --cpu --num_processes 2 dist_update_worker.py OUT` (or plain python for 1 process).
+Run as `torchrun --nproc_per_node 2 dist_update_worker.py OUT AGG` (or plain python for 1 process).
 """
 
 import random
@@ -45,7 +45,7 @@ def main(out: str, agg: str) -> None:
     if acc.is_main_process:
         after = {f"after.{k}": v.detach().contiguous() for k, v in acc.unwrap_model(model).state_dict().items()
                  if k != "lm_head.weight"}  # tied to the embedding
-        save_file({**before, **after}, out)
+        save_file({**before, **after, "world": torch.tensor(acc.num_processes)}, out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""A 2-process CPU run (accelerate launch, gloo) gives the same update as one process on the same global batch."""
+"""A 2-process CPU run (torchrun, gloo) gives the same update as one process on the same global batch."""
 
+import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,21 +12,36 @@ from safetensors.torch import load_file
 WORKER = os.path.join(os.path.dirname(__file__), "dist_update_worker.py")
 
 
+def launch_two(env: dict) -> list[str]:
+    """The command that starts 2 CPU processes (gloo). `torchrun`, not `accelerate launch --cpu --num_processes 2`:
+    accelerate 1.x starts a single process for that (its multi-process launcher is for GPUs), which would
+    make the comparison one process against one."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", env["MASTER_PORT"]]
+
+
 @pytest.mark.parametrize("agg", ["token-mean", pytest.param("seq-mean-token-mean", marks=pytest.mark.slow)])
 def test_two_processes_equal_one(tmp_path, agg):
-    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
-    if accelerate is None:
-        pytest.skip("accelerate CLI not installed in this environment")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + (os.getpid() % 1000))}
     one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
     subprocess.run([sys.executable, WORKER, str(one), agg], check=True, env=env, timeout=300)
-    subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", env["MASTER_PORT"],
-                    WORKER, str(two), agg], check=True, env=env, timeout=300, capture_output=True)
+    subprocess.run(launch_two(env) + [WORKER, str(two), agg], check=True, env=env, timeout=300, capture_output=True)
     a, b = load_file(str(one)), load_file(str(two))
+    assert int(a.pop("world")) == 1 and int(b.pop("world")) == 2, "the second run must really have two processes"
     assert a.keys() == b.keys() and len(a) > 0
     after = [k for k in a if k.startswith("after.")]
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5, msg=k)
     moved = max((a[k] - a["before." + k[6:]]).abs().max().item() for k in after)
     assert moved > 1e-4, "the update must change the weights for the comparison to mean anything"
+
+
+def test_two_processes_share_one_prompt_history(tmp_path):
+    """With GRESO selective rollouts each process draws its own prompts, but every process applies all
+    processes' group outcomes: both end with the same history, which counts every group sampled."""
+    worker = os.path.join(os.path.dirname(__file__), "dist_selective_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29600 + (os.getpid() % 1000))}
+    subprocess.run(launch_two(env) + [worker, str(tmp_path / "h")], check=True, env=env, timeout=300, capture_output=True)
+    a, b = (json.load(open(tmp_path / f"h.{r}.json")) for r in (0, 1))
+    assert a["world"] == b["world"] == 2
+    assert a["streak"] == b["streak"] and a["groups_sampled"] == b["groups_sampled"] == 3 * 4
+    assert any(v > 0 for v in a["streak"].values())

@@ -1,4 +1,5 @@
-"""Integration tests of the RL loop on a tiny random LM: rollouts, DAPO filtering, resume, LoRA, rewards."""
+"""Integration tests of the RL loop on a tiny random LM: rollouts, DAPO filtering, resume, LoRA, rewards,
+selective rollouts."""
 
 import json
 import math
@@ -14,6 +15,7 @@ from workbench.models.tokenizer import build_tokenizer, format_prompt
 from workbench.rl import RLConfig, RLTask, RewardSpec, train
 from workbench.rl.rewards import as_reward_specs, overlong_penalty, score_completions
 from workbench.rl.rollout import collect_rollout, cat_rollouts
+from workbench.rl.selective import PromptHistory
 from workbench.rl.trainer import seeded_generator
 
 
@@ -290,3 +292,80 @@ def test_mixed_precision_other_than_bf16_is_refused():
     model, tok = tiny_lm()
     with pytest.raises(ValueError, match="mixed_precision must be 'no' or 'bf16', got 'fp16'"):
         train(model, tok, digit_task(), RLConfig(mixed_precision="fp16", **CFG))
+
+
+# ---------------------------------------------------------------- GRESO-style selective rollouts
+
+
+def settled_task():
+    """Prompts '0'..'9': '0'–'4' always get reward 1 (every group all-equal), '5'–'9' a graded reward."""
+
+    def sample(n, rng):
+        return [str(rng.randint(0, 9)) for _ in range(n)]
+
+    def reward(c, p):
+        return 1.0 if int(p) < 5 else sum(ch.isdigit() for ch in c) / max(len(c), 1)
+
+    return RLTask("settled", sample, lambda p: format_prompt(p), [RewardSpec("r", reward)])
+
+
+def letters_task():
+    return RLTask("letters", lambda n, rng: [rng.choice("ab") for _ in range(n)], lambda p: p, [])
+
+
+def test_streak_counts_consecutive_all_equal_groups_and_round_trips():
+    h = PromptHistory()
+    h.record([("x", True), ("y", False), ("x", True), ("y", True), ("x", False), ("z", True)])
+    assert h.streak == {"x": 0, "y": 1, "z": 1}
+    h.record([("z", True)])
+    assert PromptHistory.from_state_dict(json.loads(json.dumps(h.state_dict()))).streak == {"x": 0, "y": 1, "z": 2}
+
+
+@pytest.mark.parametrize("z,explore", [(1, 0.5), (2, 0.5), (3, 0.8)])
+def test_a_settled_prompt_is_kept_with_probability_explore_to_the_streak(z, explore):
+    """'a' (streak z) and 'b' (never seen) are offered equally often; 'a' is kept w.p. q = explore^z, so
+    its share of the draws is q / (1 + q). 40k draws: within 5 binomial standard errors."""
+    h = PromptHistory({"a": z})
+    drawn = h.draw(letters_task(), 40_000, random.Random(0), explore)
+    q = explore**z
+    share, expected = drawn.count("a") / len(drawn), q / (1 + q)
+    assert len(drawn) == 40_000
+    assert abs(share - expected) <= 5 * (expected * (1 - expected) / len(drawn)) ** 0.5
+
+
+def test_a_fully_settled_history_does_not_stall_and_bad_explore_is_one_sentence():
+    h = PromptHistory({"a": 5, "b": 5})
+    assert len(h.draw(letters_task(), 10, random.Random(0), 0.0)) == 10  # taken after 8 × 10 refused candidates
+    with pytest.raises(ValueError, match="explore must be in"):
+        h.draw(letters_task(), 1, random.Random(0), 1.5)
+    with pytest.raises(ValueError, match="RLConfig.explore must be in"):
+        RLConfig(explore=-0.1).validate()
+
+
+def test_the_trainer_stops_sampling_prompts_that_keep_giving_equal_rewards():
+    """With explore = 0, prompts '0'–'4' (all-equal groups) are sampled until first seen and then never
+    again, so later steps have almost no zero-variance groups; with explore = 1 about half stay."""
+    fracs = {}
+    for explore in (1.0, 0.0):
+        model, tok = tiny_lm()
+        res = train(model, tok, settled_task(), RLConfig(steps=6, explore=explore, **{**CFG, "num_prompts": 8}))
+        fracs[explore] = sum(h["frac_zero_std_groups"] for h in res.history[3:]) / 3
+    assert fracs[1.0] > 0.3
+    assert fracs[0.0] < 0.1
+
+
+def test_resume_with_selective_rollouts_ends_with_the_same_numbers(tmp_path):
+    """The prompt history is part of the checkpoint: a resumed run draws the same prompts."""
+    cfg = dict(CFG, explore=0.3)
+    full_model, tok = tiny_lm()
+    full = train(full_model, tok, settled_task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
+    part_model, _ = tiny_lm()
+    train(part_model, tok, settled_task(), RLConfig(steps=2, output_dir=str(tmp_path / "b"), **cfg))
+    state = json.load(open(tmp_path / "b" / "checkpoint" / "state.json"))
+    assert any(v > 0 for v in state["extra"]["prompt_history"]["streak"].values())
+    fresh, _ = tiny_lm(seed=123)
+    resumed = train(fresh, tok, settled_task(), RLConfig(steps=4, output_dir=str(tmp_path / "b"), resume=True, **cfg))
+    assert torch.equal(_params(full.model), _params(resumed.model))
+    strip = lambda h: {k: v for k, v in h.items() if k not in ("tokens_per_s", "gen_seconds", "step_seconds")}  # noqa: E731
+    assert [strip(h) for h in full.history] == [strip(h) for h in resumed.history]
+    assert os.path.exists(tmp_path / "b" / "metrics.jsonl")

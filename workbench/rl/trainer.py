@@ -47,6 +47,7 @@ from workbench.rl.advantages import compute_advantages, group_stats
 from workbench.rl.checkpoint import load_checkpoint, save_checkpoint
 from workbench.rl.losses import LossConfig, masked_mean, policy_loss
 from workbench.rl.rollout import Rollout, RLTask, collect_rollout
+from workbench.rl.selective import PromptHistory
 from workbench.rl.weights import WeightContext, compose_token_weights, weights_are_row_local
 from workbench.train.sft import lr_lambda
 from workbench.utils import seed_everything
@@ -74,6 +75,7 @@ class RLConfig:
     dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO: drop all-equal-reward groups and refill"})
     max_sampling_rounds: int = field(default=4, metadata={"help": "cap on sampling rounds per step with dynamic sampling"})
     refill_headroom: float = field(default=1.5, metadata={"help": "dynamic sampling: a refill round samples missing / keep-rate × this many prompts"})
+    explore: float = field(default=1.0, metadata={"help": "GRESO selective rollouts (arXiv 2506.02177): a prompt whose last z groups had all-equal rewards is sampled with probability explore^z (1 = off)"})
     overlong_buffer: int = field(default=0, metadata={"help": "DAPO soft overlong penalty buffer L_cache (0 = off)"})
     overlong_factor: float = field(default=1.0, metadata={"help": "scale of the overlong penalty"})
     mask_truncated: bool = field(default=False, metadata={"help": "DAPO overlong filtering: no loss on truncated completions"})
@@ -126,6 +128,8 @@ class RLConfig:
         for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size", "steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"RLConfig.explore must be in [0, 1], got {self.explore}")
         if self.refill_headroom < 1:
             raise ValueError(f"RLConfig.refill_headroom must be >= 1, got {self.refill_headroom}")
         if self.mixed_precision not in ("no", "bf16"):
@@ -207,6 +211,10 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
         raise ValueError("rollout.old_logp is needed when the rollout is used for more than one optimizer step")
     device = accelerator.device
     carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
+    # prefix sharing calls the model twice (prompts, then completions) before one backward; a DDP-wrapped
+    # model must see one forward per backward (a second forward's sync deadlocks the processes), so
+    # several processes run the one-pass forward
+    share_prompts = cfg.share_prompts and world == 1
     for epoch in range(cfg.num_epochs):
         perm = torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)
         for chunk in perm.chunk(n_mb):
@@ -232,7 +240,7 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                     with autocast(cfg, device):  # the forward only: backward runs outside autocast
                         logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
                                                         mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
-                                                        share_prompts=cfg.share_prompts, **mb.model_inputs())
+                                                        share_prompts=share_prompts, **mb.model_inputs())
                     if on_policy:  # single pass: the update's forward *is* the old policy
                         mb.old_logp, mb.entropy = logp.detach(), ent
                     adv = advantages[idx, :Tm].to(device)
@@ -269,11 +277,13 @@ class _nullcontext:
 
 @dataclass
 class TrainResult:
-    """`history`: one metrics dict per step (also in metrics.jsonl); `model`: the trained (unwrapped) policy."""
+    """`history`: one metrics dict per step (also in metrics.jsonl); `model`: the trained (unwrapped) policy;
+    `prompt_history`: the selective-rollout record (`selective.PromptHistory`, filled when `explore` < 1)."""
 
     history: list[dict]
     model: Any
     output_dir: str | None
+    prompt_history: PromptHistory | None = None
 
 
 def _apply_lora(model, cfg: RLConfig):
@@ -320,6 +330,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     if ref_model is not None:
         ref_model = ref_model.to(accelerator.device)
     start, history = 0, []
+    prompt_history = PromptHistory()
     ckpt = os.path.join(cfg.output_dir, "checkpoint") if cfg.output_dir else None
     log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
     if cfg.output_dir and accelerator.is_main_process:
@@ -327,6 +338,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     if cfg.resume and ckpt and os.path.exists(os.path.join(ckpt, "state.json")):
         meta = load_checkpoint(ckpt, model=accelerator.unwrap_model(model), optimizer=optimizer, scheduler=scheduler)
         start, history = meta["step"], meta["extra"].get("history", [])
+        prompt_history = PromptHistory.from_state_dict(meta["extra"].get("prompt_history"))
     elif log_path and accelerator.is_main_process and os.path.exists(log_path):
         os.remove(log_path)
     if log_path and accelerator.is_main_process:  # keep exactly the steps the checkpoint covers
@@ -351,7 +363,14 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
                 dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
                 overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated,
-                prior_keep=prior_keep)
+                prior_keep=prior_keep, prompt_history=prompt_history, explore=cfg.explore)
+        if cfg.explore < 1:  # one history for all processes: each applies every process's outcomes, in rank order
+            outcomes = sstats.prompt_outcomes
+            if world > 1:
+                from accelerate.utils import gather_object
+
+                outcomes = gather_object(outcomes)
+            prompt_history.record(outcomes)
         t_gen = time.time() - t0
         metrics = {"step": step + 1}
         if len(rollout):
@@ -408,9 +427,10 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         last = step + 1 == cfg.steps
         if ckpt and accelerator.is_main_process and ((cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or last):
             save_checkpoint(ckpt, model=policy, optimizer=optimizer, scheduler=scheduler, step=step + 1,
-                            extra={"history": history, "config": _jsonable_config(cfg)})
+                            extra={"history": history, "config": _jsonable_config(cfg),
+                                   "prompt_history": prompt_history.state_dict()})
     accelerator.wait_for_everyone()
-    return TrainResult(history=history, model=policy, output_dir=cfg.output_dir)
+    return TrainResult(history=history, model=policy, output_dir=cfg.output_dir, prompt_history=prompt_history)
 
 
 def _jsonable_config(cfg: RLConfig) -> dict:
