@@ -1,5 +1,6 @@
 """Multi-seed comparison glue: tidy curves, seed bands, the final comparison, held-out eval, f_t view."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -10,6 +11,7 @@ from transformers import Qwen2ForCausalLM
 from workbench.models.recipes import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer
 from workbench.rl.experiments import compare_final, compare_methods, evaluate_heldout, future_kl_view, seed_bands
+from workbench.rl.rewards import RewardSpec
 from workbench.rl.tasks_long import long_arithmetic_task
 
 
@@ -84,7 +86,10 @@ def test_future_kl_view_is_one_between_identical_policies_and_moves_otherwise():
 def test_compare_methods_tidy_rows_and_snapshots():
     model, tok = tiny_lm()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    task = long_arithmetic_task()
+    # a graded reward (share of digits), so a random policy's groups have reward variance and the update moves
+    # the weights whichever tokens the sampler draws (exact match alone would give all-zero groups)
+    digits = RewardSpec("digits", lambda c, p: sum(ch.isdigit() for ch in c) / max(len(c), 1))
+    task = dataclasses.replace(long_arithmetic_task(), rewards=[digits])
     runs = {"DAPO": {"method": "dapo"}, "FIPO": {"method": "fipo"}}
     common = dict(steps=2, num_prompts=2, num_generations=2, max_new_tokens=12, num_minibatches=2, lr=1e-3,
                   dynamic_sampling=False, overlong_buffer=4)

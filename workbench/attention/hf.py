@@ -127,7 +127,7 @@ def _punctuation_pre_hook(model: nn.Module, args: tuple, kwargs: dict) -> tuple[
     if ids is None or not isinstance(ids, Tensor) or "punctuation_mask" in kwargs or not cfg.get("punctuation_ids"):
         return None
     current = punctuation_mask(ids, cfg["punctuation_ids"])
-    cache = kwargs.get("past_key_values")
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers ≥ 5.2x passes `cache`, earlier `past_key_values`
     past = int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
     prev = getattr(model, "_workbench_punctuation", None)
     if past:

@@ -50,13 +50,13 @@ def rl_arith(method: str, seed: int = 0, **overrides):
     return result.model, tok, info
 
 
-@register_recipe("tiny-arith-grpo", version="4")
+@register_recipe("tiny-arith-grpo", version="5")  # v5: inverse-CDF sampler (other tokens for the same seed)
 def tiny_arith_grpo(seed: int = 0):
     """`tiny-arith` after the cpu preset of GRPO (arXiv 2402.03300)."""
     return rl_arith("grpo", seed)
 
 
-@register_recipe("tiny-arith-dapo", version="4")
+@register_recipe("tiny-arith-dapo", version="5")
 def tiny_arith_dapo(seed: int = 0):
     """`tiny-arith` after the cpu preset of DAPO (arXiv 2503.14476)."""
     return rl_arith("dapo", seed)
