@@ -167,7 +167,7 @@ class SamplingStats:
     groups_dropped: int = 0
     frac_zero_std_groups: float = 0.0
     completion_tokens: int = 0
-    prompt_outcomes: list = field(default_factory=list)  # (prompt, group had all-equal rewards), every group sampled
+    prompt_outcomes: list = field(default_factory=list)  # (prompt, group had all-equal rewards) per group, with a prompt history
 
 
 def generate_group(model, tokenizer, task: RLTask, problems: list, *, num_generations: int, max_new_tokens: int,
@@ -229,9 +229,9 @@ def collect_rollout(
     in one round plus, about half the time, a small top-up — instead of num_prompts and then a
     refill sized with `refill_headroom`. Without it (first step, or no dynamic sampling) the first round is
     `num_prompts`.
-    `prompt_history` (a `selective.PromptHistory`) with `explore` < 1 draws the prompts GRESO-style:
-    a prompt whose last z groups had all-equal rewards is sampled with probability explore^z. Every
-    sampled group's outcome is returned in `stats.prompt_outcomes` (the caller updates the history).
+    `prompt_history` (a `selective.PromptHistory`; None = off) draws the prompts GRESO-style: a prompt
+    whose last z groups had all-equal rewards is sampled with probability explore^z. Every sampled
+    group's outcome is then returned in `stats.prompt_outcomes` (the caller updates the history).
     `overlong_buffer` > 0 adds DAPO's soft overlong penalty; `mask_truncated` zeroes the completion
     mask of completions that hit `max_new_tokens` (overlong filtering: they neither help nor hurt).
     """
@@ -246,8 +246,7 @@ def collect_rollout(
             want = refill_size(num_prompts, *prior_keep, 1.0, 2 * num_prompts) if (dynamic_sampling and prior_keep) else num_prompts
         else:
             want = refill_size(num_prompts - n_kept, n_kept, stats.groups_sampled, refill_headroom, 2 * num_prompts)
-        problems = prompt_history.draw(task, want, rng, explore) if (prompt_history is not None and explore < 1) \
-            else task.sample(want, rng)
+        problems = prompt_history.draw(task, want, rng, explore) if prompt_history is not None else task.sample(want, rng)
         ro = generate_group(model, tokenizer, task, problems, num_generations=num_generations,
                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                             generator=generator, first_group_id=next_gid)
@@ -261,8 +260,9 @@ def collect_rollout(
         if mask_truncated:
             ro.completion_mask = ro.completion_mask * (~ro.truncated)[:, None].long()
         gs = group_stats(ro.rewards, ro.group_ids)
-        settled = gs.zero_std_mask.view(len(problems), num_generations)[:, 0].tolist()  # rows are group-major
-        stats.prompt_outcomes += [(task.prompt(p), z) for p, z in zip(problems, settled)]
+        if prompt_history is not None:
+            settled = gs.zero_std_mask.view(len(problems), num_generations)[:, 0].tolist()  # rows are group-major
+            stats.prompt_outcomes += [(task.prompt(p), z) for p, z in zip(problems, settled)]
         if stats.rounds == 1:
             stats.frac_zero_std_groups = gs.frac_zero_std_groups
         if dynamic_sampling:

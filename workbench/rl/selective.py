@@ -12,10 +12,11 @@ replaced by fresh draws from the task, so a step still samples `num_prompts` gro
 are informative. Simplification, said plainly: `explore` is a fixed number here, where GRESO adapts it
 (separately for easy and hard prompts) to hit a target fraction of zero-variance groups.
 
-The history is keyed by prompt text (so it suits tasks whose prompt identifies the problem, as in
-`arithmetic`; a vision-language task that asks one question of many images would pool them), updated after every sampling round from the groups' final rewards
-(after DAPO's overlong shaping, exactly the groups DAPO's dynamic sampling would drop), merged across
-processes by the trainer and saved in its checkpoints, so a resumed run draws the same prompts.
+The history is keyed by prompt text, so it suits tasks whose prompt identifies the problem, as in
+`arithmetic` (a vision-language task that asks one question of many images would pool them). It is
+updated after every sampling round from the groups' final rewards (after DAPO's overlong shaping:
+exactly the groups DAPO's dynamic sampling would drop), merged across processes by the trainer and
+saved in its checkpoints, so a resumed run draws the same prompts.
 """
 
 from __future__ import annotations

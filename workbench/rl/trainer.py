@@ -363,7 +363,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, generator=gen, rng=rng,
                 dynamic_sampling=cfg.dynamic_sampling, max_sampling_rounds=cfg.max_sampling_rounds, refill_headroom=cfg.refill_headroom,
                 overlong_buffer=cfg.overlong_buffer, overlong_factor=cfg.overlong_factor, mask_truncated=cfg.mask_truncated,
-                prior_keep=prior_keep, prompt_history=prompt_history, explore=cfg.explore)
+                prior_keep=prior_keep, prompt_history=prompt_history if cfg.explore < 1 else None, explore=cfg.explore)
         if cfg.explore < 1:  # one history for all processes: each applies every process's outcomes, in rank order
             outcomes = sstats.prompt_outcomes
             if world > 1:
