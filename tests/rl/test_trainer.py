@@ -167,18 +167,24 @@ def _params(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("dynamic", [False, True], ids=["grpo", "dynamic-sampling"])
-def test_resume_ends_with_the_same_numbers(tmp_path, dynamic):
-    # with dynamic sampling a step's first round is sized from the previous step's keep rate: the
-    # resumed run must read it back from the checkpoint's history
-    cfg = dict(CFG, num_minibatches=2, token_weights=["low_prob"], dynamic_sampling=dynamic)
+@pytest.mark.parametrize("mode", ["grpo", "dynamic-sampling", "selective"])
+def test_resume_ends_with_the_same_numbers(tmp_path, mode):
+    # with dynamic sampling a step's first round is sized from the previous step's keep rate, and with
+    # selective rollouts the prompts drawn depend on the prompt history: the resumed run must read both
+    # back from the checkpoint
+    cfg = dict(CFG, num_minibatches=2, token_weights=["low_prob"], dynamic_sampling=mode == "dynamic-sampling",
+               explore=0.3 if mode == "selective" else 1.0)
+    task = settled_task if mode == "selective" else digit_task
     full_model, tok = tiny_lm()
-    full = train(full_model, tok, digit_task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
+    full = train(full_model, tok, task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
     part_model, _ = tiny_lm()
-    train(part_model, tok, digit_task(), RLConfig(steps=2, output_dir=str(tmp_path / "b"), **cfg))
+    train(part_model, tok, task(), RLConfig(steps=2, output_dir=str(tmp_path / "b"), **cfg))
     assert os.path.exists(tmp_path / "b" / "checkpoint" / "model.safetensors")
+    if mode == "selective":  # the history the resumed run must continue from is not empty
+        state = json.load(open(tmp_path / "b" / "checkpoint" / "state.json"))
+        assert any(v > 0 for v in state["extra"]["prompt_history"]["streak"].values())
     fresh, _ = tiny_lm(seed=123)  # different init: everything must come from the checkpoint
-    resumed = train(fresh, tok, digit_task(), RLConfig(steps=4, output_dir=str(tmp_path / "b"), resume=True, **cfg))
+    resumed = train(fresh, tok, task(), RLConfig(steps=4, output_dir=str(tmp_path / "b"), resume=True, **cfg))
     assert torch.equal(_params(full.model), _params(resumed.model))
     strip = lambda h: {k: v for k, v in h.items() if k not in ("tokens_per_s", "gen_seconds", "step_seconds")}  # noqa: E731
     assert [strip(h) for h in full.history] == [strip(h) for h in resumed.history]
@@ -352,20 +358,3 @@ def test_the_trainer_stops_sampling_prompts_that_keep_giving_equal_rewards():
         fracs[explore] = sum(h["frac_zero_std_groups"] for h in res.history[3:]) / 3
     assert fracs[1.0] > 0.3
     assert fracs[0.0] < 0.1
-
-
-def test_resume_with_selective_rollouts_ends_with_the_same_numbers(tmp_path):
-    """The prompt history is part of the checkpoint: a resumed run draws the same prompts."""
-    cfg = dict(CFG, explore=0.3)
-    full_model, tok = tiny_lm()
-    full = train(full_model, tok, settled_task(), RLConfig(steps=4, output_dir=str(tmp_path / "a"), **cfg))
-    part_model, _ = tiny_lm()
-    train(part_model, tok, settled_task(), RLConfig(steps=2, output_dir=str(tmp_path / "b"), **cfg))
-    state = json.load(open(tmp_path / "b" / "checkpoint" / "state.json"))
-    assert any(v > 0 for v in state["extra"]["prompt_history"]["streak"].values())
-    fresh, _ = tiny_lm(seed=123)
-    resumed = train(fresh, tok, settled_task(), RLConfig(steps=4, output_dir=str(tmp_path / "b"), resume=True, **cfg))
-    assert torch.equal(_params(full.model), _params(resumed.model))
-    strip = lambda h: {k: v for k, v in h.items() if k not in ("tokens_per_s", "gen_seconds", "step_seconds")}  # noqa: E731
-    assert [strip(h) for h in full.history] == [strip(h) for h in resumed.history]
-    assert os.path.exists(tmp_path / "b" / "metrics.jsonl")
