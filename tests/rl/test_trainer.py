@@ -265,6 +265,49 @@ def test_leaving_zero_advantage_rows_out_gives_the_same_update(loss, weights, fl
     torch.testing.assert_close(updated[0], updated[1], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("epochs,minibatches", [(1, 2), (2, 3)])
+def test_log_pi_old_scored_inside_the_update_gives_the_update_of_a_prescored_rollout(epochs, minibatches, float64_rmsnorm, monkeypatch):
+    """With `rollout.old_logp` None the update takes log π_old of its first mini-batch from that
+    mini-batch's forward and scores only the rows later optimizer steps run, once, before the first step:
+    the weights it ends with equal those of a rollout scored in full beforehand."""
+    from accelerate import Accelerator
+
+    import workbench.rl.trainer as trainer
+    from workbench.rl.advantages import compute_advantages
+
+    base, tok = tiny_lm()
+    base = base.double()
+    ro, _ = collect_rollout(base, tok, digit_task(), num_prompts=6, num_generations=4, max_new_tokens=6,
+                            generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro.rewards[:8] = 1.0  # groups 0 and 1 all equal: zero advantage, never run, never scored
+    adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)
+    carries = trainer.gradient_rows(adv, ro.completion_mask)
+    scored = []
+    real = trainer.score_rollout
+    monkeypatch.setattr(trainer, "score_rollout", lambda m, r, *a, **k: (scored.append(len(r)), real(m, r, *a, **k))[1])
+    updated, metrics = [], []
+    for prescore in (True, False):
+        model = __import__("copy").deepcopy(base).train()
+        cfg = RLConfig(loss="dapo", advantage="grpo", token_weights=["low_prob"], micro_batch_size=5, grad_clip=1e9,
+                       num_epochs=epochs, num_minibatches=minibatches, progress=False)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        r = ro.select(torch.arange(len(ro)))
+        if prescore:
+            r.old_logp, r.entropy = real(base, r, 8, 1.0)
+        scored.clear()
+        metrics.append(trainer.update_policy(model, opt, sched, Accelerator(cpu=True), r, adv, cfg, torch.Generator().manual_seed(0)))
+        updated.append(_params(model))
+    first = torch.randperm(len(ro), generator=torch.Generator().manual_seed(0)).chunk(minibatches)[0]
+    assert scored == [int(carries.sum()) - int(carries[first].sum())]  # one call, the rows steps 2… run
+    assert len(metrics[1]) == epochs * minibatches and all(abs(m["ratio_mean"] - 1) > 1e-6 for m in metrics[1][1:])
+    assert (updated[1] - _params(base)).abs().max() > 1e-3
+    torch.testing.assert_close(updated[1], updated[0], rtol=0, atol=1e-10)
+    for a, b in zip(*metrics):
+        assert a.keys() == b.keys()
+        assert a["entropy"] == pytest.approx(b["entropy"], abs=1e-9)
+
+
 def test_zero_advantage_rows_are_kept_with_kl_or_a_batch_coupled_weight():
     from workbench.rl.trainer import skips_zero_advantage
 

@@ -200,31 +200,43 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     Rows whose advantage is zero everywhere (`gradient_rows`) are counted in the denominators but not
     run through the model when `skips_zero_advantage(cfg)`: the gradient is the same, and with GRPO on
     a task where half the groups are all-correct or all-wrong that halves the update's compute. The
-    loss metrics (clip fractions, ratio, weights, and the on-policy entropy) are then token means over
-    the rows that were run."""
+    loss metrics (clip fractions, ratio, weights, and the entropy of π_old) are then token means over
+    the rows that were run.
+
+    `rollout.old_logp` may be None: the first mini-batch's forward then gives log π_old of its rows (the
+    policy has not stepped yet), and the rows later optimizer steps run are scored once before the first
+    step (`_score_old_policy`). A pre-filled `rollout.old_logp` (a task's `annotate` hook needs it) is used
+    as it is."""
     loss_kwargs = cfg.loss_config().as_kwargs()
     world = accelerator.num_processes
     N, out = len(rollout), []
     n_mb = min(cfg.num_minibatches, N)
-    on_policy = rollout.old_logp is None  # taken from the update's own forward (one pass, one mini-batch only)
-    if on_policy and (cfg.num_epochs > 1 or n_mb > 1):
-        raise ValueError("rollout.old_logp is needed when the rollout is used for more than one optimizer step")
     device = accelerator.device
     carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
+    perms = [torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N) for _ in range(cfg.num_epochs)]
+    # rows whose log π_old the first mini-batch's own forward gives (the policy has not stepped yet)
+    fresh = torch.zeros(N, dtype=torch.bool)
+    if rollout.old_logp is None:
+        runs = [_active_rows(chunk, carries) for perm in perms for chunk in perm.chunk(n_mb)]
+        fresh[runs[0]] = True
+        if len(runs) > 1:  # the rows later optimizer steps run, scored before the first one
+            later = torch.zeros(N, dtype=torch.bool)
+            later[torch.cat(runs[1:])] = True
+            rollout.old_logp, rollout.entropy = _score_old_policy(accelerator.unwrap_model(model), rollout, later & ~fresh, cfg)
     # prefix sharing calls the model twice (prompts, then completions) before one backward; a DDP-wrapped
     # model must see one forward per backward (a second forward's sync deadlocks the processes), so
     # several processes run the one-pass forward
     share_prompts = cfg.share_prompts and world == 1
-    for epoch in range(cfg.num_epochs):
-        perm = torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)
-        for chunk in perm.chunk(n_mb):
+    for epoch, perm in enumerate(perms):
+        for c, chunk in enumerate(perm.chunk(n_mb)):
+            on_policy = epoch == 0 and c == 0 and bool(fresh.any())
             tokens = rollout.completion_mask[chunk].sum().float().to(device)
             seqs = torch.tensor(float(len(chunk)), device=device)
             if world > 1:
                 tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
             # denominators above count every row; the forward/backward below only the rows that carry
             # gradient (at least one, so every process joins DDP's all-reduce and AdamW steps as usual)
-            active = chunk[carries[chunk]] if carries[chunk].any() else chunk[:1]
+            active = _active_rows(chunk, carries)
             # micro-batches of similar lengths, so trimming each removes most padding (the sum of their
             # gradients, with global denominators, is the mini-batch gradient whatever the grouping)
             by_length = active[rollout.lengths[active].argsort(stable=True)] if len(active) > cfg.micro_batch_size else active
@@ -241,8 +253,11 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                         logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
                                                         mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
                                                         share_prompts=share_prompts, **mb.model_inputs())
-                    if on_policy:  # single pass: the update's forward *is* the old policy
+                    if on_policy:  # the first mini-batch's forward *is* the old policy
                         mb.old_logp, mb.entropy = logp.detach(), ent
+                        if rollout.old_logp is not None:  # later optimizer steps will read these rows again
+                            rollout.old_logp[idx, :Tm] = mb.old_logp.to(rollout.old_logp)
+                            rollout.entropy[idx, :Tm] = ent.detach().to(rollout.entropy)
                     adv = advantages[idx, :Tm].to(device)
                     wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
                                          entropy=mb.entropy, extras=mb.extras)
@@ -252,8 +267,8 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                                           max_len=cfg.max_new_tokens, **loss_kwargs)
                     accelerator.backward(loss)
                 share = float(mb.completion_mask.sum()) / active_tokens
-                if on_policy:
-                    m["entropy"] = masked_mean(ent, mb.completion_mask)
+                if mb.entropy is not None:
+                    m["entropy"] = masked_mean(mb.entropy, mb.completion_mask)
                 for k, v in m.items():
                     metrics[k] = metrics.get(k, 0.0) + float(v) * share
                 metrics["loss"] = metrics.get("loss", 0.0) + float(loss.detach())
@@ -265,6 +280,32 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             metrics["rows_run_frac"] = len(active) / max(len(chunk), 1)
             out.append(metrics)
     return out
+
+
+def _active_rows(chunk: torch.Tensor, carries: torch.Tensor) -> torch.Tensor:
+    """The rows of `chunk` the update runs: those that carry gradient, or its first row if none does (so
+    every process joins DDP's all-reduce and AdamW steps as usual)."""
+    return chunk[carries[chunk]] if carries[chunk].any() else chunk[:1]
+
+
+def _score_old_policy(model, rollout: Rollout, rows: torch.Tensor, cfg: RLConfig):
+    """log π_old and entropy [N, T] of `rows` ([N] bool), zero elsewhere, scored before the first optimizer step.
+
+    Only the rows a later optimizer step runs need them: a row with zero advantage everywhere is not run
+    (its loss is 0 whatever its ratio), and the first mini-batch takes log π_old from its own forward. With GRPO
+    on two mini-batches that scores about a fifth of the rollout instead of all of it."""
+    dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+    logp = torch.zeros(rollout.completion_mask.shape, dtype=dtype)
+    ent = torch.zeros_like(logp)
+    if rows.any():
+        idx = rows.nonzero().squeeze(-1)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), autocast(cfg, next(model.parameters()).device):
+            lp, en = score_rollout(model, rollout.select(idx), cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
+        model.train(was_training)
+        logp[idx, :lp.size(1)], ent[idx, :en.size(1)] = lp, en
+    return logp, ent
 
 
 class _nullcontext:
@@ -375,7 +416,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         metrics = {"step": step + 1}
         if len(rollout):
             with autocast(cfg, accelerator.device):
-                if cfg.num_epochs > 1 or cfg.num_minibatches > 1 or task.annotate:  # else the update's forward gives log π_old
+                if task.annotate:  # the hook reads log π_old of every row; else the update scores what it needs
                     rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
                 if task.annotate:
                     rollout.extras.update(task.annotate(policy, tokenizer, rollout))
