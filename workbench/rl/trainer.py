@@ -214,22 +214,21 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     device = accelerator.device
     carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
     perms = [torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N) for _ in range(cfg.num_epochs)]
-    # rows whose log π_old the first mini-batch's own forward gives (the policy has not stepped yet)
-    fresh = torch.zeros(N, dtype=torch.bool)
-    if rollout.old_logp is None:
+    lazy = rollout.old_logp is None  # the first mini-batch's own forward gives log π_old of its rows
+    if lazy:
         runs = [_active_rows(chunk, carries) for perm in perms for chunk in perm.chunk(n_mb)]
-        fresh[runs[0]] = True
         if len(runs) > 1:  # the rows later optimizer steps run, scored before the first one
             later = torch.zeros(N, dtype=torch.bool)
             later[torch.cat(runs[1:])] = True
-            rollout.old_logp, rollout.entropy = _score_old_policy(accelerator.unwrap_model(model), rollout, later & ~fresh, cfg)
+            later[runs[0]] = False
+            rollout.old_logp, rollout.entropy = _score_old_policy(accelerator.unwrap_model(model), rollout, later, cfg)
     # prefix sharing calls the model twice (prompts, then completions) before one backward; a DDP-wrapped
     # model must see one forward per backward (a second forward's sync deadlocks the processes), so
     # several processes run the one-pass forward
     share_prompts = cfg.share_prompts and world == 1
     for epoch, perm in enumerate(perms):
         for c, chunk in enumerate(perm.chunk(n_mb)):
-            on_policy = epoch == 0 and c == 0 and bool(fresh.any())
+            on_policy = lazy and epoch == 0 and c == 0
             tokens = rollout.completion_mask[chunk].sum().float().to(device)
             seqs = torch.tensor(float(len(chunk)), device=device)
             if world > 1:
@@ -418,7 +417,6 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             with autocast(cfg, accelerator.device):
                 if task.annotate:  # the hook reads log π_old of every row; else the update scores what it needs
                     rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
-                if task.annotate:
                     rollout.extras.update(task.annotate(policy, tokenizer, rollout))
                 if cfg.kl_coef > 0:
                     if cfg.lora:
