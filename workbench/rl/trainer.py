@@ -2,7 +2,7 @@
 
     for step in range(steps):
         rollout = collect_rollout(...)                    # G completions per prompt, rewards, DAPO filter
-        rollout.old_logp = log π_old(y)                   # the sampling policy, kept for all epochs
+        rollout.old_logp = log π_old(y)                   # the sampling policy, kept for all epochs (scored in the update)
         A = compute_advantages(cfg.advantage, ...)        # registry: grpo | dr_grpo | rloo | ...
         for epoch in range(μ): for mini-batch in split(rollout, n):
             w = compose_token_weights(cfg.token_weights, ctx)   # registry: low_prob | future_kl | tor | ...
@@ -213,71 +213,69 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     n_mb = min(cfg.num_minibatches, N)
     device = accelerator.device
     carries = gradient_rows(advantages, rollout.completion_mask) if skips_zero_advantage(cfg) else torch.ones(N, dtype=torch.bool)
-    perms = [torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N) for _ in range(cfg.num_epochs)]
+    # one optimizer step per chunk: μ epochs, each a fresh split of the rollout into n mini-batches
+    chunks = [chunk for _ in range(cfg.num_epochs)
+              for chunk in (torch.randperm(N, generator=generator) if n_mb > 1 else torch.arange(N)).chunk(n_mb)]
+    # denominators count every row of a chunk; the forward/backward only the rows that carry gradient
+    runs = [_active_rows(chunk, carries) for chunk in chunks]
     lazy = rollout.old_logp is None  # the first mini-batch's own forward gives log π_old of its rows
-    if lazy:
-        runs = [_active_rows(chunk, carries) for perm in perms for chunk in perm.chunk(n_mb)]
-        if len(runs) > 1:  # the rows later optimizer steps run, scored before the first one
-            later = torch.zeros(N, dtype=torch.bool)
-            later[torch.cat(runs[1:])] = True
-            later[runs[0]] = False
-            rollout.old_logp, rollout.entropy = _score_old_policy(accelerator.unwrap_model(model), rollout, later, cfg)
+    if lazy and len(runs) > 1:  # the rows later optimizer steps run, scored before the first one
+        later = torch.zeros(N, dtype=torch.bool)
+        later[torch.cat(runs[1:])] = True
+        later[runs[0]] = False
+        rollout.old_logp, rollout.entropy = _score_old_policy(accelerator.unwrap_model(model), rollout, later, cfg)
     # prefix sharing calls the model twice (prompts, then completions) before one backward; a DDP-wrapped
     # model must see one forward per backward (a second forward's sync deadlocks the processes), so
     # several processes run the one-pass forward
     share_prompts = cfg.share_prompts and world == 1
-    for epoch, perm in enumerate(perms):
-        for c, chunk in enumerate(perm.chunk(n_mb)):
-            on_policy = lazy and epoch == 0 and c == 0
-            tokens = rollout.completion_mask[chunk].sum().float().to(device)
-            seqs = torch.tensor(float(len(chunk)), device=device)
-            if world > 1:
-                tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
-            # denominators above count every row; the forward/backward below only the rows that carry
-            # gradient (at least one, so every process joins DDP's all-reduce and AdamW steps as usual)
-            active = _active_rows(chunk, carries)
-            # micro-batches of similar lengths, so trimming each removes most padding (the sum of their
-            # gradients, with global denominators, is the mini-batch gradient whatever the grouping)
-            by_length = active[rollout.lengths[active].argsort(stable=True)] if len(active) > cfg.micro_batch_size else active
-            micro = by_length.split(cfg.micro_batch_size)
-            active_tokens = max(float(rollout.completion_mask[active].sum()), 1.0)
-            metrics: dict[str, float] = {}
-            for j, idx in enumerate(micro):
-                mb = rollout.select(idx).trim().to(device)
-                Tm = mb.completion_ids.size(1)
-                sync = j == len(micro) - 1
-                ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
-                with ctx:
-                    with autocast(cfg, device):  # the forward only: backward runs outside autocast
-                        logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
-                                                        mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
-                                                        share_prompts=share_prompts, **mb.model_inputs())
-                    if on_policy:  # the first mini-batch's forward *is* the old policy
-                        mb.old_logp, mb.entropy = logp.detach(), ent
-                        if rollout.old_logp is not None:  # later optimizer steps will read these rows again
-                            rollout.old_logp[idx, :Tm] = mb.old_logp.to(rollout.old_logp)
-                            rollout.entropy[idx, :Tm] = ent.detach().to(rollout.entropy)
-                    adv = advantages[idx, :Tm].to(device)
-                    wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
-                                         entropy=mb.entropy, extras=mb.extras)
-                    weights = compose_token_weights(cfg.token_weights, wctx) if cfg.token_weights else None
-                    loss, m = policy_loss(logp, mb.old_logp, adv, mb.completion_mask, ref_logp=mb.ref_logp,
-                                          token_weights=weights, num_tokens=tokens / world, num_seqs=seqs / world,
-                                          max_len=cfg.max_new_tokens, **loss_kwargs)
-                    accelerator.backward(loss)
-                share = float(mb.completion_mask.sum()) / active_tokens
-                if mb.entropy is not None:
-                    m["entropy"] = masked_mean(mb.entropy, mb.completion_mask)
-                for k, v in m.items():
-                    metrics[k] = metrics.get(k, 0.0) + float(v) * share
-                metrics["loss"] = metrics.get("loss", 0.0) + float(loss.detach())
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            metrics["grad_norm"] = float(grad_norm)
-            metrics["rows_run_frac"] = len(active) / max(len(chunk), 1)
-            out.append(metrics)
+    for i, (chunk, active) in enumerate(zip(chunks, runs)):
+        on_policy = lazy and i == 0
+        tokens = rollout.completion_mask[chunk].sum().float().to(device)
+        seqs = torch.tensor(float(len(chunk)), device=device)
+        if world > 1:
+            tokens, seqs = accelerator.reduce(tokens, "sum"), accelerator.reduce(seqs, "sum")
+        # micro-batches of similar lengths, so trimming each removes most padding (the sum of their
+        # gradients, with global denominators, is the mini-batch gradient whatever the grouping)
+        by_length = active[rollout.lengths[active].argsort(stable=True)] if len(active) > cfg.micro_batch_size else active
+        micro = by_length.split(cfg.micro_batch_size)
+        active_tokens = max(float(rollout.completion_mask[active].sum()), 1.0)
+        metrics: dict[str, float] = {}
+        for j, idx in enumerate(micro):
+            mb = rollout.select(idx).trim().to(device)
+            Tm = mb.completion_ids.size(1)
+            sync = j == len(micro) - 1
+            ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
+            with ctx:
+                with autocast(cfg, device):  # the forward only: backward runs outside autocast
+                    logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
+                                                    mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
+                                                    share_prompts=share_prompts, **mb.model_inputs())
+                if on_policy:  # the first mini-batch's forward *is* the old policy
+                    mb.old_logp, mb.entropy = logp.detach(), ent
+                    if rollout.old_logp is not None:  # later optimizer steps will read these rows again
+                        rollout.old_logp[idx, :Tm] = mb.old_logp.to(rollout.old_logp)
+                        rollout.entropy[idx, :Tm] = ent.detach().to(rollout.entropy)
+                adv = advantages[idx, :Tm].to(device)
+                wctx = WeightContext(logp=logp, old_logp=mb.old_logp, mask=mb.completion_mask, advantages=adv,
+                                     entropy=mb.entropy, extras=mb.extras)
+                weights = compose_token_weights(cfg.token_weights, wctx) if cfg.token_weights else None
+                loss, m = policy_loss(logp, mb.old_logp, adv, mb.completion_mask, ref_logp=mb.ref_logp,
+                                      token_weights=weights, num_tokens=tokens / world, num_seqs=seqs / world,
+                                      max_len=cfg.max_new_tokens, **loss_kwargs)
+                accelerator.backward(loss)
+            share = float(mb.completion_mask.sum()) / active_tokens
+            if mb.entropy is not None:
+                m["entropy"] = masked_mean(mb.entropy, mb.completion_mask)
+            for k, v in m.items():
+                metrics[k] = metrics.get(k, 0.0) + float(v) * share
+            metrics["loss"] = metrics.get("loss", 0.0) + float(loss.detach())
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        metrics["grad_norm"] = float(grad_norm)
+        metrics["rows_run_frac"] = len(active) / max(len(chunk), 1)
+        out.append(metrics)
     return out
 
 
@@ -432,11 +430,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             for k in steps_metrics[0]:
                 metrics[k] = sum(s[k] for s in steps_metrics) / len(steps_metrics)
             gs = group_stats(rollout.rewards, rollout.group_ids)
-            mask = rollout.completion_mask
             metrics.update(
                 reward_mean=float(rollout.rewards.mean()), reward_std=float(rollout.rewards.std()) if len(rollout) > 1 else 0.0,
-                # on-policy, the update's forward measured it (over the rows it ran); else log π_old's scoring did
-                entropy=metrics["entropy"] if "entropy" in metrics else float(masked_mean(rollout.entropy, mask)) if mask.any() else 0.0,
                 response_length=float(rollout.lengths.float().mean()), truncated_frac=float(rollout.truncated.float().mean()),
                 frac_zero_std_groups_after_filter=gs.frac_zero_std_groups,
             )
