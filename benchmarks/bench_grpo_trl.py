@@ -61,7 +61,7 @@ import torch
 
 from workbench.rl.rollout import RLTask
 from workbench.rl.tasks import arithmetic_task
-from workbench.rl.trainer import RLConfig, train
+from workbench.rl import RLConfig, train
 from workbench.utils import repo_root, resolve_device, seed_everything
 
 
@@ -160,7 +160,7 @@ def load_base(random_model: bool, seed: int):
         return model, tok
     from transformers import Qwen2ForCausalLM
 
-    from workbench.models.recipes import tiny_qwen2_config
+    from workbench.models.tiny import tiny_qwen2_config
     from workbench.models.tokenizer import build_tokenizer
 
     seed_everything(seed)

@@ -1,14 +1,22 @@
-"""Every notebook in notebooks/ runs at preset=smoke and writes a well-formed results.json.
+"""Every notebook in notebooks/ runs at preset=smoke, writes a well-formed results.json, and — for the
+notebooks that stood before spine v2 — gives the golden numbers of `tests/golden/notebooks.json`.
 
 Parametrised over the folder, so a new notebook is covered the day it is committed."""
 
 import glob
 import json
 import os
+import sys
+import warnings
 
 import pytest
 
 from workbench.utils import repo_root
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden"))
+from fingerprints import compare, machine, same_machine, strip_times  # noqa: E402
+
+GOLDEN = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "notebooks.json")))
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(repo_root(), "notebooks", "[0-9][0-9]_*.ipynb")))
 
@@ -37,6 +45,17 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
         assert {"id", "claim", "paper", "measured", "holds"} <= set(c) and isinstance(c["holds"], bool)
     figs = glob.glob(str(isolated_outputs / "figures" / name / "*.png"))
     assert figs and all(os.path.exists(f[:-4] + ".pdf") for f in figs)
+    if name in GOLDEN["notebooks"]:
+        exact = same_machine(GOLDEN["machine"])
+        if not exact:
+            warnings.warn(f"golden smoke numbers come from {GOLDEN['machine']}, this is {machine()}: comparing structure only")
+        golden = GOLDEN["notebooks"][name]
+        actual = {"metrics": strip_times(results["metrics"]), "claims": strip_times(results["claims"])}
+        diffs = compare({"metrics": actual["metrics"], "claims": [{k: c[k] for k in ("id", "claim", "paper", "measured", "holds")}
+                                                                   for c in actual["claims"]]},
+                        {"metrics": golden["metrics"], "claims": [{k: c[k] for k in ("id", "claim", "paper", "measured", "holds")}
+                                                                   for c in golden["claims"]]}, exact=exact)
+        assert not diffs, f"{name} smoke numbers differ from the golden run:\n" + "\n".join(diffs[:15])
 
 
 @pytest.mark.notebook

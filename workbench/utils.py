@@ -62,3 +62,8 @@ def cache_dir() -> str:
     path = os.environ.get("WORKBENCH_CACHE") or os.path.join(repo_root(), ".cache", "workbench")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """A CPU generator seeded from a tuple (seed, step, ...) — no state to carry across a resume."""
+    return torch.Generator().manual_seed(hash(key) % (2**63))

@@ -143,14 +143,15 @@ def test_extrapolation_sweep_lambda_0_is_the_rl_model(tok, models):
 
 
 def test_reweighting_comparison_pairs_variants_by_seed(tok, models):
+    from workbench.experiments.delta_logp import reweighting_comparison
     from workbench.rl.tasks import arithmetic_task
 
     base, _ = models
-    out = dlp.reweighting_comparison(base, tok, arithmetic_task(), seeds=[0, 1], alpha=0.2, start_accuracy=0.5, steps=1,
+    out = reweighting_comparison(base, tok, arithmetic_task(), seeds=[0, 1], alpha=0.2, start_accuracy=0.5, steps=1,
                                      num_prompts=2, num_generations=2, max_new_tokens=12, eval_n=2)
     assert sorted(map(tuple, out.runs[["variant", "seed"]].values.tolist())) == [
         ("dapo", 0), ("dapo", 1), ("dapo + low_prob", 0), ("dapo + low_prob", 1)]
     assert out.runs["final_accuracy"].between(0, 1).all()
     assert set(out.curves["step"]) == {0, 1} and (out.curves[out.curves.step == 0]["eval_accuracy"] == 0.5).all()
     with pytest.raises(ValueError, match="at least one seed"):
-        dlp.reweighting_comparison(base, tok, arithmetic_task(), seeds=[], steps=1)
+        reweighting_comparison(base, tok, arithmetic_task(), seeds=[], steps=1)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.analysis.replacement import (SELECTORS, budget_to_reach, record_steps, replacement_curve, replay,
+from workbench.analysis.replacement import (TOKEN_SELECTORS, budget_to_reach, record_steps, replacement_curve, replay,
                                             select_positions)
 
 from analysis_tiny_lm import PAD, StubTokenizer
@@ -119,4 +119,4 @@ def test_budget_to_reach_and_bad_input(model_a, model_b, batch):
     with pytest.raises(KeyError, match="known: delta_logp, entropy, js, kl, random"):
         replacement_curve(model_a, model_b, *batch, tokenizer=StubTokenizer(), score_fn=lambda i, t: 0.0,
                           selectors=("entrpy",))
-    assert SELECTORS.names() == ["delta_logp", "entropy", "js", "kl", "random"]
+    assert TOKEN_SELECTORS.names() == ["delta_logp", "entropy", "js", "kl", "random"]

@@ -6,8 +6,11 @@ from attn_helpers import qkv, small_cfg, tiny_qwen2
 
 from workbench.tasks import haystack
 
-from workbench.attention.experiments import (block_attention_mass, config_sparsity, haystack_input_ids, information_loss_sweep, mass_recall_from_blocks,
-                                             niah_accuracy, relative_reduction, sparse_finetune, topk_selection)
+from workbench.attention.information_loss import (block_attention_mass, config_sparsity, information_loss_sweep,
+                                                  mass_recall_from_blocks, relative_reduction, topk_selection)
+from workbench.evaluation import evaluate
+from workbench.train.batches import haystack_input_ids
+from workbench.train.sparse import sparse_finetune
 from workbench.attention.metrics import attention_mass_recall, information_loss_table
 from workbench.attention.selectors import select_blocks
 
@@ -106,5 +109,6 @@ def test_sparse_finetune_changes_a_copy_and_niah_scores_it():
     assert tuned.config._attn_implementation == "workbench_sparse"
     assert any(not torch.equal(a, b) for a, b in zip(before, tuned.parameters()))
     exs = haystack.generate(2, "passkey", 160, seed=0)
-    res = niah_accuracy(tuned, tok, exs, batch_size=2)
-    assert res.accuracy == 0.0 and len(res.predictions) == 2  # an untrained model does not find the key
+    res = evaluate(tuned, tok, haystack.niah_task("passkey", 160), exs, batch_size=2,
+                   max_new_tokens=haystack.answer_token_budget(tok, exs))
+    assert res.accuracy == 0.0 and len(res.completions) == 2  # an untrained model does not find the key

@@ -8,7 +8,7 @@ from transformers import Qwen2ForCausalLM
 
 from workbench.models.decode_attention import IMPLEMENTATION, decode_attention, decode_attention_forward
 from workbench.models.generation import _decode_loop, encode_prompts, filter_logits, sample_tokens
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.scoring import position_ids_from_mask
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 

@@ -3,7 +3,7 @@ import torch
 from transformers import Qwen2ForCausalLM
 
 from workbench.models.generation import filter_logits, sample
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.scoring import completion_logprobs, entropy_from_logits, selective_log_softmax
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 

@@ -4,7 +4,7 @@ from transformers.cache_utils import DynamicCache
 
 from workbench.models.generation import _decode_loop, encode_prompts
 from workbench.models.kv_cache import PreallocatedLayer, preallocated_cache
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.scoring import position_ids_from_mask
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 

@@ -5,7 +5,7 @@ import torch
 from transformers import Qwen2ForCausalLM
 
 from workbench.models import zoo
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer
 
 CALLS = []

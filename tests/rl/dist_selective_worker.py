@@ -8,7 +8,7 @@ import torch
 from accelerate import PartialState
 from transformers import Qwen2ForCausalLM
 
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 from workbench.rl import RLConfig, RLTask, RewardSpec, train
 

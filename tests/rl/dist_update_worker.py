@@ -11,11 +11,12 @@ from accelerate import Accelerator
 from safetensors.torch import save_file
 from transformers import Qwen2ForCausalLM
 
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 from workbench.rl import RLConfig, RewardSpec, RLTask, compute_advantages
-from workbench.rl.rollout import collect_rollout
-from workbench.rl.trainer import score_rollout, seeded_generator, update_policy
+from workbench.rl.collect import CollectConfig, collect_rollout
+from workbench.rl.update import score_rollout, update_policy
+from workbench.utils import seeded_generator
 
 
 def main(out: str, agg: str) -> None:
@@ -26,8 +27,7 @@ def main(out: str, agg: str) -> None:
     task = RLTask("digits", lambda n, rng: [str(rng.randint(0, 9)) for _ in range(n)], format_prompt,
                   [RewardSpec("digits", lambda c, p: sum(ch.isdigit() for ch in c) / max(len(c), 1))])
     # the same global batch on every process (same seeds), then each keeps its shard of prompts
-    ro, _ = collect_rollout(model, tok, task, num_prompts=4, num_generations=4, max_new_tokens=6,
-                            generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro, _ = collect_rollout(model, tok, task, CollectConfig(num_prompts=4, num_generations=4, max_new_tokens=6), generator=seeded_generator(0, 0), rng=random.Random(0))
     # groups 0 and 1 (the first process's shard) all-equal: that process runs no row that carries
     # gradient, yet must join DDP's all-reduce (the update leaves zero-advantage rows out)
     ro.rewards[:4], ro.rewards[4:8] = 1.0, 0.0

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from workbench.rl.methods import loss_preset
 from workbench.rl.losses import (
     AGGREGATIONS,
     LossConfig,
@@ -89,7 +90,7 @@ CASES = [
 @pytest.mark.parametrize("seed", [0, 1])
 def test_policy_loss_matches_naive_loop(case, seed):
     logp, old, adv, mask, ref, weights = random_batch(seed)
-    cfg = LossConfig.from_name(case["preset"], **{k: case[k] for k in ("dual_clip_c", "kl_coef") if k in case})
+    cfg = loss_preset(case["preset"], **{k: case[k] for k in ("dual_clip_c", "kl_coef") if k in case})
     agg_kw = {k: case[k] for k in ("num_tokens", "max_len", "num_seqs") if k in case}
     w = weights if case.get("weights") else None
     r = ref if case.get("ref") else None
@@ -179,7 +180,7 @@ def test_dual_clip_drop_mask_and_drop_in_loss():
     keep = dual_clip_drop_mask(logp, old, adv, mask, dual_clip_c=10.0)
     # two clipped tokens -> dropped; one -> kept; positive advantage -> kept; the 3rd big token is padding
     assert keep.tolist() == [False, True, True, False]
-    cfg = LossConfig.from_name("fipo")
+    cfg = loss_preset("fipo")
     loss, m = policy_loss(logp, old, adv, mask, **cfg.as_kwargs())
     expected, _ = policy_loss(logp, old, adv, mask & keep[:, None], **{**cfg.as_kwargs(), "drop_dual_clipped": False})
     assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
@@ -187,15 +188,15 @@ def test_dual_clip_drop_mask_and_drop_in_loss():
 
 
 def test_presets_and_bad_input():
-    assert LossConfig.from_name("grpo") == LossConfig(0.2, 0.2, None, 0.0, "seq-mean-token-mean", False)
-    assert LossConfig.from_name("dapo").epsilon_high == 0.28 and LossConfig.from_name("dapo").agg == "token-mean"
-    assert LossConfig.from_name("dr_grpo").agg == "seq-mean-token-sum-norm"
-    assert LossConfig.from_name("fipo").dual_clip_c == 10.0
-    assert LossConfig.from_name("dapo", epsilon_high=0.3).epsilon_high == 0.3
+    assert loss_preset("grpo") == LossConfig(0.2, 0.2, None, 0.0, "seq-mean-token-mean", False)
+    assert loss_preset("dapo").epsilon_high == 0.28 and loss_preset("dapo").agg == "token-mean"
+    assert loss_preset("dr_grpo").agg == "seq-mean-token-sum-norm"
+    assert loss_preset("fipo").dual_clip_c == 10.0
+    assert loss_preset("dapo", epsilon_high=0.3).epsilon_high == 0.3
     with pytest.raises(ValueError, match="unknown LossConfig field 'eps'"):
-        LossConfig.from_name("dapo", eps=0.3)
-    with pytest.raises(KeyError, match="unknown loss preset 'ppo'"):
-        LossConfig.from_name("ppo")
+        loss_preset("dapo", eps=0.3)
+    with pytest.raises(KeyError, match="unknown RL method 'ppo'"):
+        loss_preset("ppo")
     logp, old, adv, mask, _, _ = random_batch(7)
     with pytest.raises(ValueError, match="kl_coef = 0.1 needs ref_logp"):
         policy_loss(logp, old, adv, mask, kl_coef=0.1)

@@ -10,13 +10,14 @@ import pytest
 import torch
 from transformers import Qwen2ForCausalLM
 
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 from workbench.rl import RLConfig, RLTask, RewardSpec, train
 from workbench.rl.rewards import as_reward_specs, overlong_penalty, score_completions
-from workbench.rl.rollout import collect_rollout, cat_rollouts
+from workbench.rl.collect import CollectConfig, collect_rollout
+from workbench.rl.rollout import cat_rollouts
 from workbench.rl.selective import PromptHistory
-from workbench.rl.trainer import seeded_generator
+from workbench.utils import seeded_generator
 
 
 def tiny_lm(seed=0):
@@ -44,8 +45,7 @@ CFG = dict(num_prompts=4, num_generations=4, max_new_tokens=6, micro_batch_size=
 
 def test_rollout_record_shapes_groups_and_rewards():
     model, tok = tiny_lm()
-    ro, stats = collect_rollout(model, tok, digit_task(), num_prompts=3, num_generations=4, max_new_tokens=5,
-                                generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro, stats = collect_rollout(model, tok, digit_task(), CollectConfig(num_prompts=3, num_generations=4, max_new_tokens=5), generator=seeded_generator(0, 0), rng=random.Random(0))
     assert len(ro) == 12 and ro.group_ids.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert ro.completion_ids.shape == ro.completion_mask.shape and ro.completion_ids.size(1) <= 5
     assert ro.rewards.shape == (12,) and set(ro.reward_parts) == {"digits"}
@@ -58,16 +58,13 @@ def test_rollout_record_shapes_groups_and_rewards():
 def test_dynamic_sampling_drops_all_equal_groups_and_caps_rounds():
     model, tok = tiny_lm()
     constant = RLTask("const", digit_task().sample, format_prompt, [RewardSpec("one", lambda c, p: 1.0)])
-    ro, stats = collect_rollout(model, tok, constant, num_prompts=2, num_generations=3, max_new_tokens=4,
-                                generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True,
-                                max_sampling_rounds=3)
+    ro, stats = collect_rollout(model, tok, constant, CollectConfig(num_prompts=2, num_generations=3, max_new_tokens=4, filters=["dapo_dynamic"], max_sampling_rounds=3), generator=seeded_generator(0, 0), rng=random.Random(0))
     # refills sample missing / keep-rate × 1.5 prompts, at most 2 × num_prompts = 4: 2 + 4 + 4 dropped
     assert len(ro) == 0 and stats.rounds == 3 and stats.groups_dropped == 10 and stats.frac_zero_std_groups == 1.0
     # a reward that alternates per call gives mixed groups: none dropped, one round
     flip = iter(range(10**6))
     mixed = RLTask("mixed", digit_task().sample, format_prompt, [RewardSpec("alt", lambda c, p: float(next(flip) % 2))])
-    ro, stats = collect_rollout(model, tok, mixed, num_prompts=2, num_generations=4, max_new_tokens=4,
-                                generator=seeded_generator(0, 0), rng=random.Random(0), dynamic_sampling=True)
+    ro, stats = collect_rollout(model, tok, mixed, CollectConfig(num_prompts=2, num_generations=4, max_new_tokens=4, filters=["dapo_dynamic"]), generator=seeded_generator(0, 0), rng=random.Random(0))
     assert len(ro) == 8 and stats.rounds == 1 and stats.groups_dropped == 0
 
 
@@ -75,17 +72,14 @@ def test_first_round_is_sized_by_the_previous_keep_rate():
     model, tok = tiny_lm()
     flip = iter(range(10**6))
     mixed = RLTask("mixed", digit_task().sample, format_prompt, [RewardSpec("alt", lambda c, p: float(next(flip) % 2))])
-    kw = dict(num_prompts=3, num_generations=2, max_new_tokens=4, dynamic_sampling=True)
+    kw = dict(num_prompts=3, num_generations=2, max_new_tokens=4, filters=["dapo_dynamic"])
     # previous step kept 4 of 10 groups: q̂ = 5 / 12, first round ⌈3 / q̂⌉ = 8 groups, at most 2 × 3 = 6
-    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
-                                prior_keep=(4, 10), **kw)
+    ro, stats = collect_rollout(model, tok, mixed, CollectConfig(**kw), generator=seeded_generator(0, 0), rng=random.Random(0), prior_keep=(4, 10))
     assert stats.rounds == 1 and stats.groups_sampled == 6 and len(ro) == 3 * 2 and ro.group_ids.unique().numel() == 3
-    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
-                                prior_keep=(10, 10), **kw)  # q̂ = 11 / 12: ⌈3.27⌉ = 4
+    ro, stats = collect_rollout(model, tok, mixed, CollectConfig(**kw), generator=seeded_generator(0, 0), rng=random.Random(0), prior_keep=(10, 10))  # q̂ = 11 / 12: ⌈3.27⌉ = 4
     assert stats.groups_sampled == 4
     # without dynamic sampling the prior is ignored: exactly num_prompts
-    ro, stats = collect_rollout(model, tok, mixed, generator=seeded_generator(0, 0), rng=random.Random(0),
-                                prior_keep=(1, 10), **{**kw, "dynamic_sampling": False})
+    ro, stats = collect_rollout(model, tok, mixed, CollectConfig(**{**kw, "filters": []}), generator=seeded_generator(0, 0), rng=random.Random(0), prior_keep=(1, 10))
     assert stats.groups_sampled == 3 and len(ro) == 6
 
 
@@ -100,7 +94,7 @@ def test_trainer_carries_the_keep_rate_to_the_next_step():
 
 
 def test_refill_size_divides_by_the_keep_rate_and_is_clipped():
-    from workbench.rl.rollout import refill_size
+    from workbench.rl.collect import refill_size
 
     assert refill_size(9, 23, 32, 1.0, 64) == 13  # 9 / (24 / 34) = 12.75
     assert refill_size(9, 23, 32, 1.5, 64) == 20
@@ -233,12 +227,11 @@ def test_leaving_zero_advantage_rows_out_gives_the_same_update(loss, weights, fl
     from accelerate import Accelerator
 
     from workbench.rl.advantages import compute_advantages
-    from workbench.rl.trainer import gradient_rows, skips_zero_advantage, update_policy
+    from workbench.rl.update import gradient_rows, skips_zero_advantage, update_policy
 
     base, tok = tiny_lm()
     base = base.double()
-    ro, _ = collect_rollout(base, tok, digit_task(), num_prompts=4, num_generations=4, max_new_tokens=6,
-                            generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro, _ = collect_rollout(base, tok, digit_task(), CollectConfig(num_prompts=4, num_generations=4, max_new_tokens=6), generator=seeded_generator(0, 0), rng=random.Random(0))
     ro.rewards[:4] = 1.0  # group 0: all equal -> zero advantage
     ro.rewards[4:8] = 0.0  # group 1: all equal
     ro.completion_mask[9] = 0  # a DAPO-masked truncated row: no tokens
@@ -255,7 +248,7 @@ def test_leaving_zero_advantage_rows_out_gives_the_same_update(loss, weights, fl
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
         r = ro.select(torch.arange(len(ro)))
         if weights:  # two optimizer steps need log π_old up front
-            from workbench.rl.trainer import score_rollout
+            from workbench.rl.update import score_rollout
 
             r.old_logp, r.entropy = score_rollout(base, r, 8, 1.0)
         metrics = update_policy(model, opt, sched, Accelerator(cpu=True), r, adv, cfg, torch.Generator().manual_seed(0))
@@ -272,13 +265,12 @@ def test_log_pi_old_scored_inside_the_update_gives_the_update_of_a_prescored_rol
     the weights it ends with equal those of a rollout scored in full beforehand."""
     from accelerate import Accelerator
 
-    import workbench.rl.trainer as trainer
+    import workbench.rl.update as trainer
     from workbench.rl.advantages import compute_advantages
 
     base, tok = tiny_lm()
     base = base.double()
-    ro, _ = collect_rollout(base, tok, digit_task(), num_prompts=6, num_generations=4, max_new_tokens=6,
-                            generator=seeded_generator(0, 0), rng=random.Random(0))
+    ro, _ = collect_rollout(base, tok, digit_task(), CollectConfig(num_prompts=6, num_generations=4, max_new_tokens=6), generator=seeded_generator(0, 0), rng=random.Random(0))
     ro.rewards[:8] = 1.0  # groups 0 and 1 all equal: zero advantage, never run, never scored
     adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)
     carries = trainer.gradient_rows(adv, ro.completion_mask)
@@ -309,7 +301,7 @@ def test_log_pi_old_scored_inside_the_update_gives_the_update_of_a_prescored_rol
 
 
 def test_zero_advantage_rows_are_kept_with_kl_or_a_batch_coupled_weight():
-    from workbench.rl.trainer import skips_zero_advantage
+    from workbench.rl.update import skips_zero_advantage
 
     assert skips_zero_advantage(RLConfig(token_weights=["low_prob"]))
     assert not skips_zero_advantage(RLConfig(kl_coef=0.1))  # the k3 term has a gradient whatever A is

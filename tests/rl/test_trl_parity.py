@@ -27,6 +27,7 @@ trl_rloo = pytest.importorskip("trl.trainer.rloo_trainer", reason="trl is not im
 
 from workbench.rl.advantages import compute_advantages  # noqa: E402
 from workbench.rl.losses import LossConfig, policy_loss  # noqa: E402
+from workbench.rl.methods import loss_preset  # noqa: E402
 
 
 class _Accelerator:
@@ -133,7 +134,7 @@ LOSS_CASES = [("grpo", "grpo", {}), ("dr_grpo", "dr_grpo", {}), ("dapo", "bnpo",
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 def test_policy_loss_matches_trl(preset, loss_type, extra, beta):
     logp0, old, ref, mask, adv = _loss_batch(seed=len(loss_type) + int(beta * 100))
-    cfg = LossConfig.from_name(preset, kl_coef=beta)
+    cfg = loss_preset(preset, kl_coef=beta)
     max_len = 12
 
     theirs_logp = logp0.clone().requires_grad_(True)

@@ -69,7 +69,7 @@ def test_frozen_eval_set_matches_generator(tmp_path):
 
 
 def test_sft_stream_never_contains_an_eval_question():
-    from workbench.models.recipes import arithmetic_batches
+    from workbench.recipes.arith import arithmetic_batches
     from workbench.models.tokenizer import ASSISTANT, USER, build_tokenizer
 
     tok = build_tokenizer()

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from workbench.models import vlm as vlm_module
+from workbench.recipes import shapes_vl as vlm_module
 from workbench.models import zoo
 from workbench.models.vlm import WorkbenchVLProcessor, encode_vl_prompts, format_vl_prompt
 from workbench.tasks import shapes

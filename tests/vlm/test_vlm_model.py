@@ -7,8 +7,9 @@ from transformers import AutoProcessor
 
 from workbench.models.generation import repeat_model_inputs, sample
 from workbench.models.scoring import completion_logprobs, modality_ids, vision_token_types
-from workbench.models.vlm import (VISION_PROMPT, WorkbenchVLProcessor, build_tiny_vlm, collate_vl_sft,
-                                  encode_vl_prompts, format_vl_example, format_vl_prompt)
+from workbench.models.vlm import (VISION_PROMPT, WorkbenchVLProcessor, build_tiny_vlm, encode_vl_prompts,
+                                  format_vl_example, format_vl_prompt)
+from workbench.train.batches import collate_vl_sft
 
 
 def _encode(processor, examples, questions=None):

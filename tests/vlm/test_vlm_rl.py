@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from workbench.analysis.perturbation import score_with_images
-from workbench.rl.rollout import collect_rollout
-from workbench.rl.tasks_shapes import rollout_visual_dependency, shapes_task
-from workbench.rl.trainer import RLConfig, score_rollout, train
+from workbench.rl.collect import CollectConfig, collect_rollout
+from workbench.rl.tasks.shapes import rollout_visual_dependency, shapes_task
+from workbench.rl import RLConfig, train
+from workbench.rl.update import score_rollout
 
 
 def _rollout(vlm, processor, task, prompts=3, G=2, seed=0):
-    ro, _ = collect_rollout(vlm, processor, task, num_prompts=prompts, num_generations=G, max_new_tokens=10,
-                            generator=torch.Generator().manual_seed(seed), rng=random.Random(seed))
+    ro, _ = collect_rollout(vlm, processor, task, CollectConfig(num_prompts=prompts, num_generations=G, max_new_tokens=10), generator=torch.Generator().manual_seed(seed), rng=random.Random(seed))
     return ro
 
 

@@ -1,15 +1,14 @@
-"""The four experiments of the Δlog p paper (arXiv 2603.22117) as plain functions over held-out problems.
+"""The analyses of the Δlog p paper (arXiv 2603.22117) as plain functions over held-out problems.
 
-Notebook `01_delta_logp` narrates and plots; the glue lives here:
+`workbench.experiments.delta_logp` runs them (and the DAPO ± low_prob reweighting comparison) for
+notebook `01_delta_logp`:
 
 - `rollout_token_stats`: sample from the RL model, score every response token under both models
   (Δlog p_t = log π_RL(y_t) − log π_base(y_t), entropies, KL, JS) and label its kind;
 - `replacement_experiment` + `reach_budgets`: base decodes, RL tokens substituted at the
   positions a selector ranks first; the budget each selector needs to reach the RL accuracy;
 - `extrapolation_sweep` + `best_lambda_gain`: accuracy of log π̃ = log π_RL + λ (log π_RL − log π_base)
-  for a grid of λ, and the paired gain of the best λ > 0 over λ = 0;
-- `reweighting_comparison`: DAPO with and without the `low_prob` token weight
-  w_t = 1 + α (1 − p_old(y_t)) over several seeds, with training curves.
+  for a grid of λ, and the paired gain of the best λ > 0 over λ = 0.
 
 A problem is any object with `.question` and `.answer` (e.g. `workbench.tasks.arithmetic`); the
 default score is the arithmetic exact-match reward.
@@ -17,7 +16,6 @@ default score is the arithmetic exact-match reward.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -266,56 +264,3 @@ def best_lambda_gain(per_problem: pd.DataFrame, ref: float = 0.0) -> dict:
     se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
     return {"best_lam": best, "best_accuracy": float(others.max()), "ref_accuracy": float(acc[ref]),
             "gain": float(others.max() - acc[ref]), "paired_se": se, "n": int(diff.size)}
-
-
-# --------------------------------------------------------------------------------------------- 4. reweighting
-@dataclass
-class ReweightingResult:
-    """`runs`: one row per (variant, seed) with `final_accuracy`; `curves`: one row per (variant, seed,
-    step) with `eval_accuracy` (step 0 = the shared starting model) and `reward_mean`."""
-
-    runs: pd.DataFrame
-    curves: pd.DataFrame
-
-
-def reweighting_comparison(base_model, tokenizer, task, *, seeds: Sequence[int], alpha: float = 0.2,
-                           start_accuracy: float | None = None, progress: bool = False,
-                           **config) -> ReweightingResult:
-    """DAPO with and without the `low_prob` token weight, one run per seed each (arXiv 2603.22117).
-
-    The reweighted run uses Ã_t = [1 + α (1 − p_old(y_t))] · A_t (`workbench.rl.weights.low_prob`);
-    everything else — config, seed, hence the first step's prompts — is shared, so runs pair by seed.
-
-    Args:
-        base_model: the starting policy (deep-copied for every run).
-        task: an `RLTask`; its held-out problems give `eval_accuracy` every `config["eval_every"]` steps.
-        seeds: one run per seed and variant.
-        alpha: α of `low_prob`.
-        start_accuracy: held-out accuracy of `base_model` (plotted at step 0), if known.
-        **config: `RLConfig` fields shared by both variants (steps, num_prompts, lr, eval_every, ...).
-    Returns:
-        ReweightingResult. `final_accuracy` is the held-out accuracy after the last step.
-    """
-    from workbench.rl import RLConfig, train
-
-    if not seeds:
-        raise ValueError("reweighting_comparison needs at least one seed")
-    if not config.get("eval_every"):
-        config["eval_every"] = config.get("steps", 100)  # at least the final evaluation
-    variants = {"dapo": [], "dapo + low_prob": [("low_prob", {"alpha": float(alpha)})]}
-    runs, curves = [], []
-    for seed in seeds:
-        for name, weights in variants.items():
-            cfg = RLConfig.for_method("dapo", token_weights=weights, seed=int(seed), progress=progress, **config)
-            result = train(copy.deepcopy(base_model), tokenizer, task, cfg)
-            evals = [(h["step"], h["eval_accuracy"]) for h in result.history if "eval_accuracy" in h]
-            if start_accuracy is not None:
-                curves.append({"variant": name, "seed": int(seed), "step": 0, "eval_accuracy": start_accuracy})
-            for h in result.history:
-                curves.append({"variant": name, "seed": int(seed), "step": h["step"],
-                               "eval_accuracy": h.get("eval_accuracy", float("nan")),
-                               "reward_mean": h.get("reward_mean", float("nan"))})
-            runs.append({"variant": name, "seed": int(seed), "final_accuracy": evals[-1][1],
-                         "train_seconds": round(sum(h.get("step_seconds", 0.0) for h in result.history), 1)})
-            del result
-    return ReweightingResult(runs=pd.DataFrame(runs), curves=pd.DataFrame(curves))

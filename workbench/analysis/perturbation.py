@@ -31,8 +31,8 @@ from torch import Tensor
 
 from workbench.models.scoring import completion_logprobs
 from workbench.models.vlm import encode_vl_prompts, format_vl_prompt
+from workbench.analysis.token_stats import top_fraction_mask
 from workbench.registry import Registry
-from workbench.rl.weights import top_fraction_mask
 
 IMAGE_PERTURBATIONS: Registry = Registry("image perturbation")
 TOKEN_TYPES = ("neither", "perception", "reasoning", "both")  # label 0..3 of `TokenTypes.labels`
@@ -190,7 +190,7 @@ def classify_tokens(dependency: Tensor, entropy: Tensor, mask: Tensor, *, percep
                     reasoning_frac: float = 0.3) -> TokenTypes:
     """ToR's split (arXiv 2603.25077): T_p = top `perception_frac` of valid tokens by |dependency|,
     T_r = top `reasoning_frac` by entropy, each with one threshold over the whole batch
-    (`workbench.rl.weights.top_fraction_mask`; ties at the threshold all count).
+    (`workbench.analysis.token_stats.top_fraction_mask`; ties at the threshold all count).
 
     Args:
         dependency, entropy, mask: [B, T].

@@ -33,7 +33,7 @@ from workbench.analysis.extrapolation import DecodeOutput, resolve_special_ids, 
 from workbench.analysis.token_stats import entropy_from_logits, js_from_logits, kl_from_logits, selective_log_softmax
 from workbench.registry import Registry
 
-SELECTORS = Registry("replacement selector")
+TOKEN_SELECTORS = Registry("token selector")  # which tokens to replace; attention.SELECTORS picks KV blocks
 DEFAULT_BUDGETS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
@@ -66,31 +66,31 @@ class ReplacementCurve:
     summary: pd.DataFrame
 
 
-@SELECTORS.register("delta_logp")
+@TOKEN_SELECTORS.register("delta_logp")
 def _select_delta_logp(record: StepRecord, generator: torch.Generator) -> torch.Tensor:
     """Largest log p_B(y_B) − log p_A(y_B) first."""
     return record.delta_logp
 
 
-@SELECTORS.register("entropy")
+@TOKEN_SELECTORS.register("entropy")
 def _select_entropy(record: StepRecord, generator: torch.Generator) -> torch.Tensor:
     """Largest entropy of model A first."""
     return record.entropy
 
 
-@SELECTORS.register("kl")
+@TOKEN_SELECTORS.register("kl")
 def _select_kl(record: StepRecord, generator: torch.Generator) -> torch.Tensor:
     """Largest KL(p_B ‖ p_A) first."""
     return record.kl
 
 
-@SELECTORS.register("js")
+@TOKEN_SELECTORS.register("js")
 def _select_js(record: StepRecord, generator: torch.Generator) -> torch.Tensor:
     """Largest JS(p_A, p_B) first."""
     return record.js
 
 
-@SELECTORS.register("random")
+@TOKEN_SELECTORS.register("random")
 def _select_random(record: StepRecord, generator: torch.Generator) -> torch.Tensor:
     """Uniform random scores (seeded)."""
     return torch.rand(record.valid.shape, generator=generator).to(record.valid.device)
@@ -197,13 +197,13 @@ def replacement_curve(model_a, model_b, input_ids: torch.Tensor, attention_mask:
         input_ids, attention_mask: [N, P] left-padded prompts; prompt_index = row.
         tokenizer: object with `decode(ids, skip_special_tokens=True)`, or a callable ids -> str.
         score_fn: (prompt_index, generated text) -> score (e.g. 1.0 if correct).
-        budgets: fractions in [0, 1]; selectors: names in `SELECTORS`; seeds: ints.
+        budgets: fractions in [0, 1]; selectors: names in `TOKEN_SELECTORS`; seeds: ints.
     Returns:
         ReplacementCurve.
     """
     if len(seeds) == 0 or len(budgets) == 0 or len(selectors) == 0:
         raise ValueError("budgets, selectors and seeds must each be non-empty")
-    fns = {name: SELECTORS.get(name) for name in selectors}
+    fns = {name: TOKEN_SELECTORS.get(name) for name in selectors}
     for b in budgets:
         if not 0.0 <= b <= 1.0:
             raise ValueError(f"budget must be a fraction in [0, 1], got {b!r}")

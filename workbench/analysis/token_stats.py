@@ -234,3 +234,26 @@ def _token_strings(token_ids: list[int], tokenizer: Callable | object | None) ->
     else:
         table = {t: tokenizer(t) for t in set(token_ids)}
     return [table[t] for t in token_ids]
+
+
+def top_fraction_mask(scores: torch.Tensor, mask: torch.Tensor, frac: float) -> torch.Tensor:
+    """Mark the top ⌈frac · n⌉ of the n valid tokens by score, one threshold over the whole batch.
+
+    The threshold τ is the ⌈frac · n⌉-th largest valid score; every valid token with score ≥ τ is
+    selected (ties at τ all count). No valid token, or frac = 0, selects nothing.
+
+    Args:
+        scores: [B, T]; mask: [B, T]; frac: in [0, 1].
+
+    Returns:
+        [B, T] bool.
+    """
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"top fraction must lie in [0, 1], got {frac}")
+    valid = mask.bool()
+    vals = scores[valid]
+    k = math.ceil(frac * vals.numel() - 1e-9)
+    if k == 0:
+        return torch.zeros_like(valid)
+    tau = torch.topk(vals, k).values[-1]
+    return valid & (scores >= tau)

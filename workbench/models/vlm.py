@@ -1,5 +1,5 @@
 """The tiny vision-language model: a `Qwen2_5_VLForConditionalGeneration` built from a config, its
-offline processor, prompt encoding with images, and the `tiny-shapes-vl` zoo recipe.
+offline processor and prompt encoding with images (its zoo recipes live in `workbench.recipes.shapes_vl`).
 
     processor = build_processor()                       # char tokenizer + Qwen2-VL image processor
     model = Qwen2_5_VLForConditionalGeneration(tiny_vl_config(processor.tokenizer))
@@ -14,28 +14,21 @@ tokens) lets the model build its 3-D multimodal rotary positions (M-RoPE); pass 
 
 The processor subclasses `Qwen2_5_VLProcessor` without a video processor, because transformers'
 video processors need torchvision, which the workbench does not install; it saves and reloads with
-`AutoProcessor` once this module is imported (the zoo imports it). A real Qwen2.5-VL checkpoint
+`AutoProcessor` once this module is imported (`load_model` imports it for a checkpoint with a vision config). A real Qwen2.5-VL checkpoint
 keeps its own processor class (which does need torchvision in transformers ≥ 5).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from transformers import (AutoProcessor, PretrainedConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                           Qwen2_5_VLProcessor)
 
-from workbench.models.generation import sample
 from workbench.models.scoring import modality_ids
 from workbench.models.tokenizer import ASSISTANT, EOS, USER, build_tokenizer
-from workbench.models.zoo import register_recipe
-from workbench.tasks import shapes
-from workbench.train.sft import SFTConfig, sft
-from workbench.utils import seed_everything
 
 IMAGE_SIZE, PATCH_SIZE, MERGE_SIZE = 112, 14, 2
 VISION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -227,119 +220,3 @@ def encode_vl_prompts(processor, texts: Sequence[str], images: Sequence, *, padd
     out = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw") if k in enc}
     out["mm_token_type_ids"] = modality_ids(out["input_ids"], processor.image_token_id, getattr(processor, "video_token_id", None))
     return out
-
-
-def collate_vl_sft(processor, prompts: Sequence[str], completions: Sequence[str], images: Sequence) -> dict:
-    """Right-padded SFT batch with images: `encode_vl_prompts` of prompt + completion, plus `labels`
-    [B, L] equal to `input_ids` on completion tokens and −100 on prompt, image and padding tokens."""
-    if len(prompts) != len(completions):
-        raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
-    batch = encode_vl_prompts(processor, [p + c for p, c in zip(prompts, completions)], images, padding_side="right")
-    prompt_lens = encode_vl_prompts(processor, prompts, images, padding_side="right")["attention_mask"].sum(1)
-    positions = torch.arange(batch["input_ids"].size(1))[None]
-    keep = (positions >= prompt_lens[:, None]) & batch["attention_mask"].bool()
-    batch["labels"] = batch["input_ids"].masked_fill(~keep, -100)
-    return batch
-
-
-# ------------------------------------------------------------------------ ShapeWorld SFT and evaluation
-# 300 steps at batch 32 take ~3 min on 2 free cores; held-out accuracy lands near 0.4-0.5 (see info.json).
-# Counts and yes/no answers are learnt first, largely from text priors: "what colour is the <kind>" (shape
-# recognition) stays near chance, and answers depend only weakly on image content at this budget.
-TINY_SHAPES_VL = dict(steps=300, batch_size=32, lr=1e-3, warmup_steps=20, merger_gain=5.0, eval_n=200,
-                      max_new_tokens=64)
-
-
-@dataclass
-class VLEvalResult:
-    """Greedy held-out results: `accuracy` (reward ≥ 1), `by_family` accuracy, `perception_accuracy`
-    (every reference fact stated and all stated facts true), per-example `completions` and `correct`."""
-
-    accuracy: float
-    n: int
-    by_family: dict[str, float]
-    perception_accuracy: float
-    completions: list[str] = field(default_factory=list)
-    correct: list[bool] = field(default_factory=list)
-
-
-def shapes_sft_batches(processor, batch_size: int, seed: int, families: Sequence[str] = shapes.FAMILIES,
-                       config: shapes.SceneConfig | None = None) -> Iterator[dict]:
-    """Endless SFT batches of fresh ShapeWorld examples from stream `1 + seed` (the frozen eval split uses
-    stream 70 000), families cycling; each batch is `collate_vl_sft` of (image prompt, CoT target)."""
-    i = 0
-    while True:
-        exs = [shapes.make_example(1 + seed, i + j, families[(i + j) % len(families)], config)
-               for j in range(batch_size)]
-        i += batch_size
-        pairs = [format_vl_example(e.prompt, e.target, processor) for e in exs]
-        yield collate_vl_sft(processor, [p for p, _ in pairs], [c for _, c in pairs], [e.image for e in exs])
-
-
-def evaluate_shapes(model, processor, examples: Sequence, *, batch_size: int = 50,
-                    max_new_tokens: int = 64) -> VLEvalResult:
-    """Greedy accuracy of `model` on ShapeWorld `examples`, overall, per family and for perception."""
-    if len(examples) == 0:
-        raise ValueError("evaluate_shapes got an empty list of examples")
-    device = next(model.parameters()).device
-    completions, correct, perceived = [], [], []
-    for i in range(0, len(examples), batch_size):
-        chunk = examples[i:i + batch_size]
-        renders = [e.render() for e in chunk]
-        enc = encode_vl_prompts(processor, [format_vl_prompt(e.prompt, processor) for e in chunk],
-                                [r.image for r in renders], device=device)
-        ids, mask = enc.pop("input_ids"), enc.pop("attention_mask")
-        gen = sample(model, processor.tokenizer, input_ids=ids, attention_mask=mask, greedy=True,
-                     max_new_tokens=max_new_tokens, **enc)
-        for text, e, r in zip(gen.texts, chunk, renders):
-            completions.append(text)
-            correct.append(shapes.reward(text, e.answer) >= 1.0)
-            perceived.append(shapes.grounding_score(text, r.graph, e.question.facts).perception_correct)
-    families = sorted({e.question.family for e in examples})
-    by_family = {f: float(np.mean([c for c, e in zip(correct, examples) if e.question.family == f])) for f in families}
-    return VLEvalResult(accuracy=float(np.mean(correct)), n=len(examples), by_family=by_family,
-                        perception_accuracy=float(np.mean(perceived)), completions=completions, correct=correct)
-
-
-def build_tiny_shapes_vl(seed: int = 0, **overrides):
-    """Tiny Qwen2.5-VL (vision depth 2 / hidden 64, text 2 layers / hidden 128) after SFT on ShapeWorld at
-    112 px (`TINY_SHAPES_VL`, updated by `overrides`; `families=(...)` restricts the question families,
-    default all), stopped early so held-out accuracy is partial. Returns (model, processor, info) as a zoo
-    recipe does."""
-    cfg = {**TINY_SHAPES_VL, **overrides}
-    families = tuple(cfg.pop("families", shapes.FAMILIES))
-    seed_everything(seed)
-    processor = build_processor()
-    model = build_tiny_vlm(processor, seed=seed, merger_gain=cfg["merger_gain"])
-    batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=families)
-    t0 = time.time()
-    history = sft(model, batches, SFTConfig(steps=cfg["steps"], lr=cfg["lr"], warmup_steps=cfg["warmup_steps"]),
-                  desc="SFT tiny-shapes-vl")
-    train_s = time.time() - t0
-    held_out = shapes.load_eval_set(cfg["eval_n"])
-    result = evaluate_shapes(model, processor, held_out, max_new_tokens=cfg["max_new_tokens"])
-    return model, processor, {
-        **cfg, "families": list(families), "final_loss": history[-1]["loss"], "train_seconds": round(train_s, 1),
-        "heldout_accuracy": result.accuracy, "heldout_by_family": result.by_family,
-        "heldout_perception_accuracy": result.perception_accuracy,
-        "parameters": sum(p.numel() for p in model.parameters())}
-
-
-@register_recipe("tiny-shapes-vl", version="1")
-def tiny_shapes_vl(seed: int = 0):
-    """`build_tiny_shapes_vl` with the `TINY_SHAPES_VL` settings (~6 CPU-minutes, 43% held-out)."""
-    return build_tiny_shapes_vl(seed)
-
-
-@register_recipe("tiny-shapes-vl-arith", version="1")
-def tiny_shapes_vl_arith(seed: int = 0):
-    """The ToR base (notebook 03): SFT on counting and visual arithmetic only (half each), 800 steps, so the
-    counts that arithmetic needs are perceived rather than guessed (369 s on 2 free cores; held-out
-    arithmetic 57.5 %, count 67.5 %)."""
-    return build_tiny_shapes_vl(seed, steps=800, families=("count", "arithmetic"))
-
-
-@register_recipe("tiny-shapes-vl-smoke", version="1")
-def tiny_shapes_vl_smoke(seed: int = 0):
-    """Seconds-scale stand-in for CI notebook runs: 8 SFT steps of batch 8, evaluated on 10 examples."""
-    return build_tiny_shapes_vl(seed, steps=8, batch_size=8, warmup_steps=2, eval_n=10, max_new_tokens=32)

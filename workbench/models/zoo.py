@@ -10,17 +10,23 @@ see a half-written checkpoint.
 A *path* to a local folder loads a real Hugging Face checkpoint through the same code: a causal LM,
 or an image-text-to-text model (e.g. Qwen2.5-VL) when its config has a `vision_config`.
 
-Adding a model = one decorated function::
+Adding a model = one decorated function in `workbench/recipes/` (or in a module of your own, listed in
+`$WORKBENCH_ZOO_PLUGINS`, comma-separated)::
 
     @register_recipe("tiny-haystack", version="1")
     def tiny_haystack(seed: int) -> tuple[model, tokenizer, dict]:
         ...build, train, return (model, tokenizer, info)
+
+The model layer imports no recipe: recipes register themselves when their package is imported, and
+`load_model` imports the plugin packages (`ZOO_PLUGINS`) by name the first time it is asked for a name
+it does not know — discovery, as entry points do, not a dependency of this module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import json
 import os
 import shutil
@@ -59,6 +65,8 @@ def register_recipe(name: str, version: str = "1"):
 
 def checkpoint_dir(name: str, seed: int = 0) -> str:
     """Cache folder of a zoo model (it may not exist yet)."""
+    if name not in RECIPES:
+        discover_recipes()
     recipe = RECIPES.get(name)
     suffix = f"-seed{seed}" if seed else ""
     return os.path.join(cache_dir(), "zoo", f"{name}-v{recipe.version}{suffix}")
@@ -111,7 +119,8 @@ def load_model(
         (model in eval mode on `device`, tokenizer or processor). `model.workbench_info` holds the
         recipe's info (e.g. held-out accuracy after SFT) for zoo models.
     """
-    _import_recipes()
+    if name_or_path not in RECIPES and not os.path.isdir(name_or_path):
+        discover_recipes()
     dev = resolve_device(device)
     if name_or_path in RECIPES:
         path = checkpoint_dir(name_or_path, seed)
@@ -143,6 +152,8 @@ def _load_local(path: str, device: torch.device, dtype):
     if getattr(config, "vision_config", None) is not None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from workbench.models import vlm  # noqa: F401  (registers the offline processor class with AutoProcessor)
+
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
         tok = AutoProcessor.from_pretrained(path)
     else:
@@ -153,7 +164,12 @@ def _load_local(path: str, device: torch.device, dtype):
     return model.to(device).eval(), tok
 
 
-def _import_recipes() -> None:
-    """Recipes register themselves on import; import every module that defines one."""
-    from workbench.models import recipes  # noqa: F401
-    from workbench.rl import recipes as rl_recipes  # noqa: F401
+#: packages whose import registers recipes (workbench's own, then `$WORKBENCH_ZOO_PLUGINS`)
+ZOO_PLUGINS = ("workbench.recipes",)
+
+
+def discover_recipes() -> None:
+    """Import every plugin package so its `@register_recipe` functions run (idempotent)."""
+    extra = [m.strip() for m in os.environ.get("WORKBENCH_ZOO_PLUGINS", "").split(",") if m.strip()]
+    for module in (*ZOO_PLUGINS, *extra):
+        importlib.import_module(module)

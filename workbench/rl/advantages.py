@@ -9,14 +9,23 @@ be contiguous or sorted.
 Degenerate input has a documented safe answer, never NaN: a group whose rewards are all equal, or a
 group of one completion, has advantage exactly 0 for every estimator.
 
+An estimator that declares a ``ctx`` keyword receives an `AdvantageContext`: the rollout's extras
+(per-prompt features such as visual entropy, per-token signals), per-completion sequence
+log-likelihoods Σ_t log π_old(y_t), the problems and the run's config — what difficulty-aware
+estimators (Durian, arXiv 2602.21743) need. Mark it `@needs_sequence_logp` and the trainer scores
+log π_old before the advantages so that `ctx.sequence_logp` is filled.
+
 Example::
 
     adv = compute_advantages("grpo", rewards, group_ids, completion_mask)   # [N, T]
+    adv = compute_advantages("my_estimator", rewards, group_ids, mask, ctx=AdvantageContext(...))
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -102,7 +111,46 @@ def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
     return GroupStats(group_ids=uniq, index=index, count=count, mean=mean, std=std, zero_std_mask=zero_std_mask)
 
 
-def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tensor, **kwargs) -> Tensor:
+@dataclass
+class AdvantageContext:
+    """What a context-aware advantage estimator may look at (N completions, T tokens).
+
+    Attributes:
+        extras: the rollout's named tensors: [N] per completion (per-prompt features repeated over the
+            group, e.g. ``"visual_entropy"``) or [N, T] per token.
+        sequence_logp: [N] Σ_t log π_old(y_t) over each completion's tokens, or None when the rollout was
+            not scored before the advantages (mark the estimator `@needs_sequence_logp`).
+        problems: the N problems (a group's rows share one).
+        config: the run's `RLConfig` (or None).
+    """
+
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    sequence_logp: Tensor | None = None
+    problems: list = field(default_factory=list)
+    config: Any = None
+
+    def require(self, name: str, estimator: str) -> Tensor:
+        """`sequence_logp` or the extras entry `name`, or a ValueError naming it and the estimator that needs it."""
+        value = self.sequence_logp if name == "sequence_logp" else self.extras.get(name)
+        if value is None:
+            where = "AdvantageContext.sequence_logp" if name == "sequence_logp" else f"AdvantageContext.extras[{name!r}]"
+            raise ValueError(f"advantage estimator {estimator!r} needs {where}, which this rollout does not provide")
+        return value
+
+
+def needs_sequence_logp(fn):
+    """Mark an estimator that reads `ctx.sequence_logp`: the trainer then scores log π_old before the advantages."""
+    fn.needs_sequence_logp = True
+    return fn
+
+
+def estimator_needs_sequence_logp(name: str) -> bool:
+    """Whether the registered estimator `name` is marked `needs_sequence_logp`."""
+    return bool(getattr(ADVANTAGES.get(name), "needs_sequence_logp", False))
+
+
+def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tensor, *,
+                       ctx: AdvantageContext | None = None, **kwargs) -> Tensor:
     """Run the registered estimator `name` and spread its output over each completion's tokens.
 
     Args:
@@ -110,6 +158,7 @@ def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tens
         rewards: [N] float, one reward per completion.
         group_ids: [N] long, the group (prompt) of each completion.
         mask: [N, T] completion mask (bool or 0/1); a row of zeros is an empty completion.
+        ctx: an `AdvantageContext`, passed to estimators that declare a ``ctx`` parameter.
         **kwargs: passed to the estimator.
 
     Returns:
@@ -119,6 +168,8 @@ def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tens
     fn = ADVANTAGES.get(name)
     if mask.dim() != 2 or mask.shape[0] != rewards.shape[0]:
         raise ValueError(f"mask must be [N, T] with N = {rewards.shape[0]} rows, got shape {tuple(mask.shape)}")
+    if "ctx" in inspect.signature(fn).parameters:
+        kwargs["ctx"] = ctx if ctx is not None else AdvantageContext()
     adv = fn(rewards, group_ids, mask, **kwargs)
     if adv.dim() == 1:
         adv = adv[:, None].expand(mask.shape)

@@ -24,7 +24,6 @@ from torch import Tensor
 from workbench.registry import Registry
 
 AGGREGATIONS = Registry("loss aggregation")
-LOSSES = Registry("loss preset")
 
 
 def masked_sum(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
@@ -219,7 +218,7 @@ def policy_loss(
 
 @dataclass
 class LossConfig:
-    """The policy-loss knobs a paper fixes; `from_name` gives a preset, `as_kwargs` feeds `policy_loss`."""
+    """The policy-loss knobs a paper fixes (`workbench.rl.methods.loss_preset` gives each method's); `as_kwargs` feeds `policy_loss`."""
 
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2
@@ -228,40 +227,6 @@ class LossConfig:
     agg: str = "token-mean"
     drop_dual_clipped: bool = False
 
-    @classmethod
-    def from_name(cls, name: str, **overrides) -> "LossConfig":
-        """The preset `name` of `LOSSES` (grpo, dapo, dr_grpo, fipo) with `overrides` applied."""
-        base = LOSSES.get(name)()
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in overrides:
-            if key not in known:
-                raise ValueError(f"unknown LossConfig field {key!r}; known: {', '.join(sorted(known))}")
-        return dataclasses.replace(base, **overrides)
-
     def as_kwargs(self) -> dict:
         """The fields as keyword arguments of `policy_loss`."""
         return dataclasses.asdict(self)
-
-
-@LOSSES.register("grpo")
-def _grpo_preset() -> LossConfig:
-    """GRPO as TRL's ``loss_type="grpo"`` (arXiv 2402.03300): ε 0.2/0.2, seq-mean-token-mean, β = 0 (TRL default)."""
-    return LossConfig(epsilon_low=0.2, epsilon_high=0.2, agg="seq-mean-token-mean")
-
-
-@LOSSES.register("dapo")
-def _dapo_preset() -> LossConfig:
-    """DAPO (arXiv 2503.14476): clip-higher ε_low 0.2 / ε_high 0.28, token-mean, no KL."""
-    return LossConfig(epsilon_low=0.2, epsilon_high=0.28, agg="token-mean")
-
-
-@LOSSES.register("dr_grpo")
-def _dr_grpo_preset() -> LossConfig:
-    """Dr. GRPO (arXiv 2503.20783): ε 0.2/0.2, seq-mean-token-sum-norm (pass max_len), no KL."""
-    return LossConfig(epsilon_low=0.2, epsilon_high=0.2, agg="seq-mean-token-sum-norm")
-
-
-@LOSSES.register("fipo")
-def _fipo_preset() -> LossConfig:
-    """FIPO (arXiv 2603.19835): DAPO's ε 0.2/0.28 and token-mean, dual clip c = 10, drop responses with >1 dual-clipped token."""
-    return LossConfig(epsilon_low=0.2, epsilon_high=0.28, dual_clip_c=10.0, agg="token-mean", drop_dual_clipped=True)

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
+from workbench.analysis.token_stats import top_fraction_mask
 from workbench.registry import Registry
 
 TOKEN_WEIGHTS = Registry("token weight")
@@ -242,29 +243,6 @@ def future_kl_weight(
 
 
 # --------------------------------------------------------------------------------------------- ToR
-
-
-def top_fraction_mask(scores: Tensor, mask: Tensor, frac: float) -> Tensor:
-    """Mark the top ⌈frac · n⌉ of the n valid tokens by score, one threshold over the whole batch.
-
-    The threshold τ is the ⌈frac · n⌉-th largest valid score; every valid token with score ≥ τ is
-    selected (ties at τ all count). No valid token, or frac = 0, selects nothing.
-
-    Args:
-        scores: [B, T]; mask: [B, T]; frac: in [0, 1].
-
-    Returns:
-        [B, T] bool.
-    """
-    if not 0.0 <= frac <= 1.0:
-        raise ValueError(f"top fraction must lie in [0, 1], got {frac}")
-    valid = mask.bool()
-    vals = scores[valid]
-    k = math.ceil(frac * vals.numel() - 1e-9)
-    if k == 0:
-        return torch.zeros_like(valid)
-    tau = torch.topk(vals, k).values[-1]
-    return valid & (scores >= tau)
 
 
 def _tor_sets(ctx: WeightContext, weight: str, reasoning_frac: float, perception_frac: float) -> tuple[Tensor, Tensor]:

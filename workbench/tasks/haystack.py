@@ -24,6 +24,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from workbench.tasks.base import RewardSpec, Task
+
 KINDS = ("passkey", "single", "multikey", "multivalue")
 
 _DET = ("the", "a", "every", "one", "that", "each")
@@ -202,6 +204,25 @@ def score(predictions: list[object], examples: list[HaystackExample]) -> float:
     if not examples:
         return 0.0
     return sum(exact_match(p, e.answer) for p, e in zip(predictions, examples)) / len(examples)
+
+
+def niah_task(kind: str = "passkey", length: int = 4096) -> Task:
+    """Needle-in-a-haystack as a `Task`: prompt = document + question (no chat format), correct = exact match
+    (`exact_match`); training problems from seeds < 10 000, held-out from seeds 10 000+ (`generate`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is unknown; known: {', '.join(KINDS)}")
+    match = lambda c, e: exact_match(c, e.answer)  # noqa: E731
+    return Task(name=f"niah({kind}, {length} chars)",
+                sample=lambda n, rng: [make_example(kind, length, rng.randrange(10_000)) for _ in range(n)],
+                prompt=lambda e: e.prompt, rewards=[RewardSpec("exact_match", match)],
+                eval_problems=lambda n: generate(n, kind, length, seed=10_000), correct=lambda c, e: match(c, e) >= 1.0)
+
+
+def answer_token_budget(tokenizer, examples: list[HaystackExample]) -> int:
+    """Tokens to decode for these examples' answers: the longest answer's token count + 1 (the full stop)."""
+    if not examples:
+        raise ValueError("answer_token_budget got no examples")
+    return max(len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples) + 1
 
 
 # ---------------------------------------------------------------------------- frozen evaluation split

@@ -1,14 +1,13 @@
-"""Multi-seed method comparisons for the RL notebooks: run, evaluate, tabulate — the notebook only plots.
+"""The one multi-seed comparison loop of the RL notebooks: run, evaluate, tabulate — the notebook only plots.
 
     cmp = compare_methods(base, tok, task, {"DAPO": dict(method="dapo"), "FIPO": dict(method="fipo")},
                           seeds=[0, 1, 2], common=dict(steps=30, num_prompts=16), eval_every=10, eval_n=100)
     cmp.curves            # tidy DataFrame: one row per (run, method, seed, step), training + held-out metrics
     seed_bands(cmp.curves, "eval_accuracy")   # mean and min/max over seeds per (run, step)
 
-Every run starts from a fresh copy of the same base, so the methods differ only in their config.
-Held-out evaluation is greedy and also records the mean response length (tokens, EOS included), the
-quantity FIPO (arXiv 2603.19835) claims to grow. `future_kl_view` recomputes the future-KL weights
-of a rollout between two snapshots of a run (the policy before a step = π_old, after it = π_θ).
+Every run starts from a fresh copy of the same base, so the methods differ only in their config and
+runs pair by seed. Held-out evaluation (`evaluation.evaluate`) is greedy and also records the mean
+response length (tokens, EOS included), the quantity FIPO (arXiv 2603.19835) claims to grow.
 """
 
 from __future__ import annotations
@@ -21,49 +20,27 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import pandas as pd
-import torch
 
-from workbench.models.tokenizer import token_strings
-from workbench.rl.advantages import compute_advantages
-from workbench.rl.rollout import RLTask, generate_group
-from workbench.rl.trainer import RLConfig, score_rollout, seeded_generator, train
-from workbench.rl.weights import WeightContext, compose_token_weights
+from workbench.evaluation import evaluate
+from workbench.rl import RLConfig, train
+from workbench.tasks.base import Task
+from workbench.utils import seeded_generator
 
 
-@torch.no_grad()
-def evaluate_heldout(model, tokenizer, task: RLTask, problems: list, *, samples: int = 0, max_new_tokens: int = 64,
+def evaluate_heldout(model, tokenizer, task: Task, problems: list, *, samples: int = 0, max_new_tokens: int = 64,
                      batch_size: int = 128, seed: int = 0) -> dict:
-    """Held-out accuracy and mean response length of `model` on `problems`: greedy when `samples` = 0,
-    else the mean over `samples` completions per problem at temperature 1 (mean@k, as FIPO reports avg@k).
+    """`evaluation.evaluate` as the comparison records it: greedy when `samples` = 0, else mean@samples at
+    temperature 1 (FIPO's avg@k) from a generator seeded by (seed, 4242), `batch_size // samples` prompts a call.
 
     Returns:
-        {"accuracy": fraction correct (`task.correct`), "length": mean completion tokens (EOS
-        included), "truncated": fraction that hit `max_new_tokens`, every `task.heldout_metrics`
-        entry, "texts": the completions}.
+        {"accuracy", "length", "truncated", every `task.heldout_metrics` entry, "texts"}.
     """
-    if not problems:
-        raise ValueError("evaluate_heldout got an empty list of problems")
     if samples < 0:
         raise ValueError(f"samples must be >= 0 (0 = greedy), got {samples}")
-    correct = task.correct or (lambda c, p: sum(s.weight * s.fn(c, p) for s in task.rewards) >= 1.0)
-    k = max(samples, 1)
-    generator = seeded_generator(seed, 4242) if samples else None
-    hits, tokens, truncated, texts = 0, 0, 0, []
-    was_training = model.training
-    model.eval()
-    step = max(1, batch_size // k)
-    for i in range(0, len(problems), step):
-        chunk = problems[i : i + step]
-        ro = generate_group(model, tokenizer, task, chunk, num_generations=k, max_new_tokens=max_new_tokens,
-                            temperature=1.0, top_p=1.0, generator=generator, greedy=not samples)
-        hits += sum(bool(correct(t, p)) for t, p in zip(ro.texts, ro.problems))
-        tokens += int(ro.completion_mask.sum())
-        truncated += int(ro.truncated.sum())
-        texts += ro.texts
-    model.train(was_training)
-    n = len(problems) * k
-    extra = task.heldout_metrics(texts, [p for p in problems for _ in range(k)]) if task.heldout_metrics else {}
-    return {"accuracy": hits / n, "length": tokens / n, "truncated": truncated / n, **extra, "texts": texts}
+    ev = evaluate(model, tokenizer, task, problems, greedy=not samples, samples=samples, max_new_tokens=max_new_tokens,
+                  generator=seeded_generator(seed, 4242) if samples else None, batch_size=batch_size,
+                  sample_batch_size=max(1, batch_size // max(samples, 1)))
+    return {"accuracy": ev.accuracy, "length": ev.length, "truncated": ev.truncated, **ev.metrics, "texts": ev.completions}
 
 
 @dataclass
@@ -86,7 +63,7 @@ class Comparison:
     configs: dict = field(default_factory=dict)
 
 
-def compare_methods(base, tokenizer, task: RLTask, runs: dict[str, dict], seeds: Sequence[int], *,
+def compare_methods(base, tokenizer, task: Task, runs: dict[str, dict], seeds: Sequence[int], *,
                     common: dict | None = None, eval_every: int = 10, eval_n: int = 100, eval_samples: int = 0,
                     eval_max_new_tokens: int = 64, snapshot_step: int | None = None,
                     snapshot_runs: Sequence[str] = (), progress: bool = False, log=print) -> Comparison:
@@ -94,7 +71,7 @@ def compare_methods(base, tokenizer, task: RLTask, runs: dict[str, dict], seeds:
 
     Args:
         base: the starting policy (left untouched); tokenizer: its tokenizer.
-        task: the `RLTask` (its `eval_problems(eval_n)` is the held-out set).
+        task: the `Task` (its `eval_problems(eval_n)` is the held-out set).
         runs: {label: {"method": preset name of `RLConfig.for_method`, **RLConfig overrides}}, e.g.
             ``{"FIPO τ=8": {"method": "fipo", "token_weights": [("future_kl", {"decay_rate": 8})]}}``.
         seeds: RL seeds (prompts, sampling, shuffling); each run uses all of them.
@@ -205,50 +182,3 @@ def compare_final(final: pd.DataFrame, metric: str, treatment: str, control: str
     return {treatment: round(float(t.mean()), 4), control: round(float(c.mean()), 4), "diff": round(diff, 4),
             "se": round(se, 4), "per_seed": {treatment: [round(x, 4) for x in t], control: [round(x, 4) for x in c]},
             "clear": bool(diff > 0 and diff > se)}
-
-
-@dataclass
-class FutureKLView:
-    """Future-KL weights of one rollout between two policies (π_old samples, π_θ is the updated policy).
-
-    Attributes (N completions, T tokens): tokens: per row, the completion's tokens (list of str);
-    texts; rewards [N]; advantages [N]; mask [N, T]; delta [N, T] = log π_θ − log π_old;
-    weights: {decay_rate: f [N, T]} from the registered `future_kl` weight.
-    """
-
-    tokens: list[list[str]]
-    texts: list[str]
-    rewards: torch.Tensor
-    advantages: torch.Tensor
-    mask: torch.Tensor
-    delta: torch.Tensor
-    weights: dict
-
-
-@torch.no_grad()
-def future_kl_view(old_policy, new_policy, tokenizer, task: RLTask, *, num_prompts: int = 8, num_generations: int = 8,
-                   max_new_tokens: int = 64, decay_rates: Sequence[float] = (32.0,), seed: int = 0,
-                   weight_kwargs: dict | None = None) -> FutureKLView:
-    """Sample a rollout from `old_policy` and weigh its tokens with FIPO's future-KL (arXiv 2603.19835).
-
-    Δ_t = log π_new(y_t) − log π_old(y_t); f_t = `future_kl` weight (registry) for each decay rate,
-    with GRPO advantages of the rollout's exact-match rewards (the safety clamp needs their sign).
-
-    Returns:
-        a `FutureKLView`.
-    """
-    import random
-
-    problems = task.sample(num_prompts, random.Random(f"future-kl-view/{seed}"))
-    ro = generate_group(old_policy, tokenizer, task, problems, num_generations=num_generations,
-                        max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0, generator=seeded_generator(seed, 1))
-    old_logp, _ = score_rollout(old_policy, ro, 64, 1.0, with_entropy=False)
-    new_logp, _ = score_rollout(new_policy, ro, 64, 1.0, with_entropy=False)
-    adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)  # [N, T]
-    ctx = WeightContext(logp=new_logp, old_logp=old_logp, mask=ro.completion_mask, advantages=adv)
-    weights = {d: compose_token_weights([("future_kl", {**(weight_kwargs or {}), "decay_rate": d})], ctx) for d in decay_rates}
-    lengths = ro.completion_mask.sum(-1).tolist()
-    tokens = [token_strings(tokenizer, ro.completion_ids[i, :n]) for i, n in enumerate(lengths)]
-    delta = torch.where(ro.completion_mask.bool(), new_logp - old_logp, torch.zeros_like(new_logp))
-    return FutureKLView(tokens=tokens, texts=ro.texts, rewards=ro.rewards, advantages=adv.sum(-1) / ro.completion_mask.sum(-1).clamp(min=1),
-                        mask=ro.completion_mask, delta=delta, weights=weights)

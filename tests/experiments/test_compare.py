@@ -8,11 +8,12 @@ import pytest
 import torch
 from transformers import Qwen2ForCausalLM
 
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer
-from workbench.rl.experiments import compare_final, compare_methods, evaluate_heldout, future_kl_view, seed_bands
+from workbench.experiments.compare import compare_final, compare_methods, evaluate_heldout, seed_bands
+from workbench.experiments.fipo import future_kl_view
 from workbench.rl.rewards import RewardSpec
-from workbench.rl.tasks_long import long_arithmetic_task
+from workbench.rl.tasks import long_arithmetic_task
 
 
 def tiny_lm(seed=0):

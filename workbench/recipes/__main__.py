@@ -1,10 +1,10 @@
-"""`python -m workbench.rl grpo|dapo|dr_grpo|fipo [--seed S] [--steps N] [--lr LR]`: the cpu RL preset on
+"""`python -m workbench.recipes grpo|dapo|dr_grpo|fipo [--seed S] [--steps N] [--lr LR]`: the cpu RL preset on
 tiny-arith, printing held-out accuracy before/after and the curve (not cached: the zoo names
 `tiny-arith-grpo` / `tiny-arith-dapo` are the cached runs)."""
 
 import argparse
 
-from workbench.rl.recipes import rl_arith
+from workbench.recipes.rl_arith import rl_arith
 
 
 def main() -> None:

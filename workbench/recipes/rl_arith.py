@@ -1,7 +1,7 @@
 """RL'd zoo models: `tiny-arith-grpo` and `tiny-arith-dapo` — the `cpu` preset of each method run on
 the `tiny-arith` base, cached like any zoo model (with the training curve in `info.json`).
 
-    python -m workbench.rl grpo          # run the cpu preset, print the held-out accuracy curve
+    python -m workbench.recipes grpo     # run the cpu preset, print the held-out accuracy curve
 
 `arith_rl_preset(method)` is the preset; notebooks that need an RL model (Δlog p, the quickstart)
 load these names, so the model is trained once and reused.
@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import time
 
+from workbench.evaluation import evaluate
 from workbench.models.zoo import load_model, register_recipe
+from workbench.rl import RLConfig, train
 from workbench.rl.tasks import arithmetic_task
-from workbench.rl.trainer import RLConfig, evaluate_task, train
 
 #: settings shared by every method's `cpu` preset on tiny-arith
 ARITH_RL_CPU = dict(steps=300, num_prompts=32, num_generations=8, max_new_tokens=48, lr=5e-5, warmup_steps=10,
@@ -37,12 +38,12 @@ def rl_arith(method: str, seed: int = 0, **overrides):
     base, tok = load_model("tiny-arith", device="cpu")
     task = arithmetic_task()
     held_out = task.eval_problems(500)
-    base_acc = evaluate_task(base, tok, task, held_out)
+    base_acc = evaluate(base, tok, task, held_out).accuracy
     cfg = RLConfig.for_method(method, seed=seed, **{**arith_rl_preset(method), **overrides})
     t0 = time.time()
     result = train(copy.deepcopy(base), tok, task, cfg)
     seconds = time.time() - t0
-    final_acc = evaluate_task(result.model, tok, task, held_out)
+    final_acc = evaluate(result.model, tok, task, held_out).accuracy
     curve = [(h["step"], h["eval_accuracy"]) for h in result.history if "eval_accuracy" in h]
     info = {"method": method, "base": "tiny-arith", "base_accuracy_500": base_acc, "final_accuracy_500": final_acc,
             "train_seconds": round(seconds, 1), "eval_curve_200": curve, "config": {k: v for k, v in vars(cfg).items() if k != "token_weights"},

@@ -1,9 +1,8 @@
-"""The PHSA experiments (arXiv 2601.02819) on any causal LM: information loss of many selectors at many
-top-K values from one dense pass, sparse fine-tuning at the inference sparsity, and NIAH accuracy.
+"""Information loss of many block selectors at many top-K values from one dense pass (PHSA, arXiv
+2601.02819), on any causal LM. Sparse fine-tuning is `workbench.train.sparse`; NIAH accuracy is the one
+evaluator on `tasks.haystack.niah_task()`; notebook 09's experiment is `workbench.experiments.phsa`.
 
     rows = information_loss_sweep(model, ids, cfg, ["moba", "infllm_v2", "phsa", "oracle"], [1, 2, 4, 8])
-    tuned, history = sparse_finetune(model, cfg.replace(selector="phsa"), batches, SFTConfig(steps=40))
-    acc = niah_accuracy(tuned, tokenizer, haystack.generate(16, "passkey", 8192)).accuracy
 
 `information_loss_sweep` gives the same numbers as `metrics.information_loss_table` but runs the dense
 model and the O(T²) oracle once per input instead of once per (selector, top-K): the oracle's
@@ -17,10 +16,10 @@ exact because every query of a tile sees the same blocks and A holds no mass on 
 
 from __future__ import annotations
 
-import copy
+
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -243,35 +242,6 @@ def config_sparsity(cfg: SparseAttentionConfig | dict, length: int) -> float:
                                    length, length))
 
 
-def haystack_input_ids(tokenizer, length: int, seeds: Sequence[int], kind: str = "passkey") -> tuple[Tensor, Tensor]:
-    """Haystack documents with their answers, as exactly `length` tokens each, and their labels.
-
-    Each text is prompt + answer + "." (`models.recipes_haystack.haystack_batch`); its first tokens are
-    dropped to reach `length` (the needle sits at depth >= 5%, the question and answer at the end stay).
-    Documents are made in characters, one token each for the char-level tokenizer; for BPE tokenizers
-    the text is grown until it has enough tokens.
-
-    Returns:
-        input_ids [len(seeds), length] and labels [len(seeds), length]: the token ids on the needle(s),
-        the question and the answer (each number's first appearance excluded), −100 elsewhere.
-    """
-    from workbench.models.recipes_haystack import haystack_batch
-    from workbench.tasks import haystack
-
-    ids, labels = [], []
-    for seed in seeds:
-        chars = length
-        while True:
-            batch = haystack_batch(tokenizer, [haystack.make_example(kind, chars, seed)], label="needles")
-            n = batch["input_ids"].shape[1]
-            if n >= length:
-                ids.append(batch["input_ids"][0, n - length:])
-                labels.append(batch["labels"][0, n - length:])
-                break
-            chars = int(chars * 1.1 * length / max(1, n)) + 16
-    return torch.stack(ids), torch.stack(labels)
-
-
 def relative_reduction(rows: list[dict], metric: str, better: str, baseline: str, min_sparsity: float) -> dict:
     """How much less `better` loses than `baseline` at the sparsest-but-closest setting ≥ min_sparsity.
 
@@ -296,50 +266,3 @@ def relative_reduction(rows: list[dict], metric: str, better: str, baseline: str
     pct = 100.0 * (base - other) / base if base > 0 else 0.0
     return {"length": length, "top_k": top_k, "sparsity": pick[(length, top_k)]["sparsity"], "baseline": base,
             "better": other, "reduction_pct": pct}
-
-
-def sparse_finetune(model, cfg: SparseAttentionConfig | dict, batches: Iterator[dict], sft_config=None, *,
-                    tokenizer=None, desc: str | None = None):
-    """PHSA's extreme-sparsity-adaptive training, simplified: SFT a copy of `model` with sparse attention
-    on, at the configuration (selector, top-K, window) used at inference; no gradient through the choice.
-
-    Args:
-        model: the dense-trained causal LM (left untouched). cfg: the inference configuration.
-        batches: dicts from `collate_sft`-style builders (input_ids, attention_mask, labels).
-        sft_config: `SFTConfig` (steps, lr, ...). tokenizer: for punctuation ids when cfg has none.
-
-    Returns:
-        (the fine-tuned copy with sparse attention enabled, SFT history).
-    """
-    from workbench.train.sft import SFTConfig, sft
-
-    cfg = SparseAttentionConfig.from_dict(cfg)
-    tuned = copy.deepcopy(model)
-    enable_sparse_attention(tuned, cfg, tokenizer)
-    history = sft(tuned, batches, sft_config or SFTConfig(steps=20), desc=desc or f"sparse SFT {cfg.selector}")
-    return tuned, history
-
-
-@dataclass
-class NIAHResult:
-    """Greedy exact-match accuracy on haystack examples, with the predictions."""
-
-    accuracy: float
-    predictions: list[str]
-
-
-@torch.no_grad()
-def niah_accuracy(model, tokenizer, examples: Sequence, batch_size: int = 4) -> NIAHResult:
-    """Greedy-decode the answer to each haystack example (prompt = document + question) and score it by
-    exact match (`tasks.haystack.exact_match`); the model runs with whatever attention it has enabled."""
-    from workbench.models.generation import sample
-    from workbench.tasks.haystack import score
-
-    if not examples:
-        raise ValueError("niah_accuracy got no examples")
-    new_tokens = max(len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples) + 1
-    preds: list[str] = []
-    for i in range(0, len(examples), batch_size):
-        chunk = examples[i:i + batch_size]
-        preds += sample(model, tokenizer, [e.prompt for e in chunk], max_new_tokens=new_tokens, greedy=True).texts
-    return NIAHResult(score(preds, list(examples)), preds)

@@ -14,8 +14,7 @@ exact-match reward), changed so that response *length* is something RL can learn
   remaining operations in its head — usually wrong. Longer responses are then more often right:
   the length stagnation FIPO (arXiv 2603.19835) claims to break better than DAPO.
 
-    task = long_arithmetic_task()          # RL on 3–5 operations, held-out 4–5 operations
-    problems = task.eval_problems(200)
+    problems = long_eval_set(200)          # held-out: 4–5 operations (the RL task: `workbench.rl.tasks.long_arithmetic_task`)
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ from __future__ import annotations
 import random
 import re
 
-from workbench.models.tokenizer import format_prompt
-from workbench.rl.rewards import RewardSpec
-from workbench.rl.rollout import RLTask
 from workbench.tasks import arithmetic
 from workbench.tasks.arithmetic import ArithmeticProblem
 
@@ -149,20 +145,3 @@ def long_eval_set(n: int | None = None, **spec) -> list[ArithmeticProblem]:
     rng = random.Random(f"arithmetic-long/{spec['seed']}/{spec['max_abs']}/{spec['ops']}")
     items = sample_long_problems(spec["n"], rng, tuple(spec["steps"]), spec["digits"], spec["max_abs"], spec["ops"])
     return items[:n] if n is not None else items
-
-
-def long_arithmetic_task(steps: tuple[int, int] = (3, 5), eval_steps: tuple[int, int] = (4, 5), digits: int = 1,
-                         max_abs: int = 9, ops: str = "+-*") -> RLTask:
-    """The `RLTask` of the length-demanding setting: training problems with `steps` operations, the
-    held-out split (`long_eval_set`) with `eval_steps`; exact-match reward on ``answer: N``.
-    Training problems never include a held-out question."""
-    held_out = long_eval_set(steps=eval_steps, digits=digits, max_abs=max_abs, ops=ops)
-    excluded = frozenset(p.question for p in held_out)
-    return RLTask(
-        name=f"arithmetic-long(steps {steps[0]}-{steps[1]}, held-out {eval_steps[0]}-{eval_steps[1]}, |value| <= {max_abs})",
-        sample=lambda n, rng: sample_long_problems(n, rng, steps, digits, max_abs, ops, excluded),
-        prompt=lambda p: format_prompt(p.question),
-        rewards=[RewardSpec("correct", lambda c, p: arithmetic.reward(c, p.answer))],
-        eval_problems=lambda n: held_out[:n],
-        correct=lambda c, p: arithmetic.reward(c, p.answer) >= 1.0,
-    )

@@ -1,4 +1,4 @@
-"""ShapeWorld as an `RLTask` for vision-language policies, with ToR's token-type perturbation as a rollout hook.
+"""ShapeWorld as a `Task` for vision-language policies, with ToR's token-type perturbation as a rollout hook.
 
     task = shapes_task(processor, families=("arithmetic",), visual_dependency="removed")
     cfg = RLConfig.for_method("grpo", token_weights=["tor"])    # ToR on GRPO (arXiv 2603.25077)
@@ -25,9 +25,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from workbench.rl.rewards import RewardSpec
-from workbench.rl.rollout import Rollout, RLTask
+from workbench.rl.rollout import Rollout
 from workbench.tasks import shapes
+from workbench.tasks.base import RewardSpec, Task
 
 #: example streams: SFT of tiny-shapes-vl draws from stream 1 + seed, the frozen split is stream 70 000
 RL_STREAM = 50_000
@@ -36,7 +36,7 @@ HELDOUT_STREAM = 70_000
 
 def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config: shapes.SceneConfig | None = None,
                 visual_dependency: str | None = "removed", format_weight: float = 0.0,
-                grounding_weight: float = 0.0, score_batch_size: int = 64) -> RLTask:
+                grounding_weight: float = 0.0, score_batch_size: int = 64) -> Task:
     """ShapeWorld questions with images for RL on a Qwen2.5-VL-style policy.
 
     Args:
@@ -53,7 +53,7 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config:
         score_batch_size: rows per forward when the hook scores the perturbed rollout.
 
     Returns:
-        an `RLTask`: training examples from stream `RL_STREAM` (disjoint from SFT and held-out streams);
+        a `Task`: training examples from stream `RL_STREAM` (disjoint from SFT and held-out streams);
         held-out examples from stream `HELDOUT_STREAM` restricted to `families` (for all families this is
         the frozen split `data/shapes/eval.jsonl`); reward = exact answer; held-out metric
         `perception_accuracy` (ToR's "are the stated counts right?", `shapes.grounding_score`).
@@ -100,7 +100,7 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config:
             return {"visual_dependency": rollout_visual_dependency(policy, proc, rollout, visual_dependency,
                                                                    batch_size=score_batch_size)}
 
-    return RLTask(name=f"shapes({', '.join(families)})", sample=sample,
+    return Task(name=f"shapes({', '.join(families)})", sample=sample,
                   prompt=lambda e: format_vl_prompt(e.prompt, processor), rewards=rewards, encode=encode,
                   eval_problems=held_out, correct=lambda c, e: shapes.reward(c, e.answer) >= 1.0,
                   annotate=annotate, heldout_metrics=heldout_metrics)

@@ -4,9 +4,10 @@ import random
 
 import pytest
 
-from workbench.rl.tasks_long import (
-    full_cot, long_arithmetic_task, long_eval_set, make_bounded_problem, operations_in_head, parse_question,
-    rewrite_chain, sample_long_problems, shortcut_cot,
+from workbench.rl.tasks import long_arithmetic_task
+from workbench.tasks.arithmetic_long import (
+    full_cot, long_eval_set, make_bounded_problem, operations_in_head, parse_question, rewrite_chain,
+    sample_long_problems, shortcut_cot,
 )
 from workbench.tasks import arithmetic
 
@@ -108,7 +109,7 @@ def test_bad_input_is_one_clear_sentence(call, needle):
 
 
 def test_recipe_runs_and_reports(monkeypatch, tmp_path):
-    from workbench.models.recipes_long import tiny_arith_long
+    from workbench.recipes.arith_long import tiny_arith_long
 
     model, tok, info = tiny_arith_long(sft_steps=2, batch_size=4, hidden=32, layers=1, eval_n=4)
     assert info["sft_steps"] == 2 and 0.0 <= info["heldout_accuracy"] <= 1.0 and info["heldout_length"] > 0

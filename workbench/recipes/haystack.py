@@ -21,97 +21,35 @@ tokens (an oracle-selected top-2 sparse attention retrieves it at 8k: see notebo
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
 
 import torch
-from transformers import Qwen2ForCausalLM
-
-from workbench.models.recipes import tiny_qwen2_config
+from workbench.models.tiny import tiny_causal_lm
 from workbench.models.tokenizer import build_tokenizer
 from workbench.models.zoo import register_recipe
 from workbench.tasks import haystack
+from workbench.train.batches import collate_haystack, sft_batches
 from workbench.train.sft import IGNORE_INDEX, SFTConfig, sft
 from workbench.utils import seed_everything
 
 TINY_HAYSTACK = dict(hidden=128, layers=2, heads=4, kv_heads=2, max_positions=32768, rope_theta=10000.0)
 
 
-def haystack_batch(tokenizer, examples: Sequence[haystack.HaystackExample], label: str = "needles",
-                   position_span: int = 0, rng: random.Random | None = None) -> dict:
-    """Right-padded SFT batch of haystack examples (prompt + answer + ".").
-
-    Args:
-        label: which tokens carry the loss: "answer" (completion only), "needles" (needle sentences,
-            question and completion) or "all" (every next token).
-        position_span: > 0 adds PoSE `position_ids` [B, L]: positions after a random cut are shifted by a
-            random skip so that the last position stays below `position_span`.
-
-    Returns:
-        dict with input_ids, attention_mask, labels [B, L] (−100 where no loss) and maybe position_ids.
-    """
-    if label not in ("answer", "needles", "all"):
-        raise ValueError(f"label must be 'answer', 'needles' or 'all', got {label!r}")
-    if not examples:
-        raise ValueError("haystack_batch got no examples")
-    rows, labelled = [], []
-    for ex in examples:
-        text = ex.prompt + ex.answer + "."
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        spans = [(len(ex.prompt), len(text))] if label != "all" else [(0, len(text))]
-        unpredictable = []
-        if label == "needles":
-            spans += [(ex.document.index(n), ex.document.index(n) + len(n)) for n in ex.needles]
-            spans.append((len(ex.document), len(ex.prompt)))
-            unpredictable = _first_numbers(ex)
-        # a token carries the loss when its characters overlap a labelled span (BPE tokens may straddle)
-        # and not a random number's first appearance
-        labelled.append([any(s < end and e > start for start, end in spans)
-                         and not any(s < end and e > start for start, end in unpredictable)
-                         for s, e in enc["offset_mapping"]])
-        rows.append(enc["input_ids"])
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full_like(ids, IGNORE_INDEX)
-    mask = torch.zeros_like(ids)
-    for b, (row, lab) in enumerate(zip(rows, labelled)):
-        n = len(row)
-        ids[b, :n], mask[b, :n] = torch.tensor(row), 1
-        keep = torch.tensor(lab, dtype=torch.bool)
-        labels[b, :n] = torch.where(keep, ids[b, :n], torch.full_like(ids[b, :n], IGNORE_INDEX))
-    out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    if position_span > width:
-        rng = rng or random.Random(0)
-        pos = torch.arange(width).repeat(len(rows), 1)
-        for b in range(len(rows)):
-            cut = rng.randrange(1, width)
-            pos[b, cut:] += rng.randrange(0, position_span - width + 1)
-        out["position_ids"] = pos
-    return out
-
-
-def _first_numbers(ex: haystack.HaystackExample) -> list[tuple[int, int]]:
-    """Character spans of each number's first appearance in the document (random, so not predictable)."""
-    spans, seen = [], set()
-    for m in re.finditer(r"\d+", ex.document):
-        if m.group() not in seen:
-            seen.add(m.group())
-            spans.append(m.span())
-    return spans
-
-
 def haystack_batches(tokenizer, batch_size: int, lengths: Sequence[int], seed: int, kinds: Sequence[str] = ("passkey",),
                      label: str = "needles", position_span: int = 0) -> Iterator[dict]:
     """Endless seeded batches; each batch has one length drawn from `lengths`, examples seeded from `seed`
-    upward (the frozen eval split uses seeds 10000+, so training seeds < 10000 never overlap it)."""
+    upward (the frozen eval split uses seeds 10000+, so training seeds < 10000 never overlap it). One RNG
+    draws each batch's length and kind, then its PoSE shifts (`train.batches.collate_haystack`)."""
     rng = random.Random(f"haystack-sft/{seed}")
-    i = 0
-    while True:
+    drawn = [0]
+
+    def draw(n: int) -> list:
         length, kind = rng.choice(list(lengths)), rng.choice(list(kinds))
-        exs = [haystack.make_example(kind, length, (seed * 7919 + i + j) % 10_000) for j in range(batch_size)]
-        i += batch_size
-        yield haystack_batch(tokenizer, exs, label, position_span, rng)
+        i, drawn[0] = drawn[0], drawn[0] + n
+        return [haystack.make_example(kind, length, (seed * 7919 + i + j) % 10_000) for j in range(n)]
+
+    return sft_batches(draw, lambda exs: collate_haystack(tokenizer, exs, label, position_span, rng), batch_size)
 
 
 @dataclass(frozen=True)
@@ -144,9 +82,7 @@ def build_tiny_haystack(seed: int, phases: Sequence[Phase], eval_lengths: Sequen
     """
     seed_everything(seed)
     tok = build_tokenizer()
-    model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), **TINY_HAYSTACK))
-    model.config.pad_token_id, model.config.eos_token_id = tok.pad_token_id, tok.eos_token_id
-    model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
+    model = tiny_causal_lm(tok, **TINY_HAYSTACK)
     losses = []
     for i, ph in enumerate(phases):
         batches = haystack_batches(tok, ph.batch_size, ph.lengths, seed * 100 + i, position_span=ph.position_span)
@@ -166,7 +102,7 @@ def teacher_forced_accuracy(model, tokenizer, examples: Sequence[haystack.Haysta
     hits = 0
     for i in range(0, len(examples), batch_size):
         chunk = examples[i:i + batch_size]
-        batch = haystack_batch(tokenizer, chunk, label="answer")
+        batch = collate_haystack(tokenizer, chunk, label="answer")
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         pred, tgt = logits[:, :-1].argmax(-1), batch["labels"][:, 1:]
         hits += int(((pred == tgt) | (tgt == IGNORE_INDEX)).all(-1).sum())

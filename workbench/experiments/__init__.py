@@ -1,0 +1,14 @@
+"""One module per paper: its experiment functions and its smoke / cpu / gpu presets (one table per
+notebook). A notebook calls its module and `workbench.viz`, and nothing else.
+
+| notebook | module |
+|---|---|
+| 00_quickstart | `quickstart.py` |
+| 01_delta_logp | `delta_logp.py` |
+| 02_fipo | `fipo.py` |
+| 03_tor | `tor.py` |
+| 09_phsa | `phsa.py` |
+
+`compare.py` is the one multi-seed comparison loop the RL notebooks share; `presets.py` resolves a
+notebook's preset table against its parameters.
+"""

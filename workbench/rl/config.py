@@ -1,0 +1,110 @@
+"""`RLConfig`: every knob of an RLVR run, each field documenting itself (TRL-style).
+
+    cfg = RLConfig.for_method("dapo", token_weights=["low_prob"], steps=200)   # a method preset + overrides
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.rl.advantages import ADVANTAGES
+from workbench.rl.losses import LossConfig
+from workbench.rl.methods import METHODS, loss_preset
+
+
+@dataclass
+class RLConfig:
+    """Every knob of an RLVR run (each field documents itself, TRL-style)."""
+
+    # the method
+    loss: str = field(default="grpo", metadata={"help": "whose policy loss (clip range, dual clip, aggregation): grpo | dapo | dr_grpo | fipo (METHODS registry)"})
+    advantage: str = field(default="grpo", metadata={"help": "advantage estimator: grpo | dr_grpo | rloo (ADVANTAGES registry)"})
+    token_weights: list = field(default_factory=list, metadata={"help": "token weights composed by product, e.g. ['low_prob', ('future_kl', {...})]"})
+    epsilon_low: float | None = field(default=None, metadata={"help": "override the preset's lower clip ε"})
+    epsilon_high: float | None = field(default=None, metadata={"help": "override the preset's upper clip ε (DAPO clip-higher: 0.28)"})
+    dual_clip_c: float | None = field(default=None, metadata={"help": "override the preset's dual-clip constant c (> 1)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "β of the k3 KL penalty against the reference policy"})
+    agg: str | None = field(default=None, metadata={"help": "override the preset's loss aggregation"})
+    # rollouts
+    num_prompts: int = field(default=16, metadata={"help": "prompts (groups) per step, across all processes"})
+    num_generations: int = field(default=8, metadata={"help": "G: completions per prompt"})
+    max_new_tokens: int = field(default=48, metadata={"help": "completion length cap (also Dr.GRPO's L_max)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    rollout_source: Any = field(default="policy", metadata={"help": "where completions come from: a ROLLOUT_SOURCES name or (name, kwargs); 'policy' = on-policy sampling"})
+    rollout_filters: list = field(default_factory=list, metadata={"help": "ROLLOUT_FILTERS specs applied to every sampled round, with refill (e.g. ['dapo_dynamic'])"})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO: drop all-equal-reward groups and refill (adds the 'dapo_dynamic' filter)"})
+    max_sampling_rounds: int = field(default=4, metadata={"help": "cap on sampling rounds per step with dynamic sampling"})
+    refill_headroom: float = field(default=1.5, metadata={"help": "dynamic sampling: a refill round samples missing / keep-rate × this many prompts"})
+    explore: float = field(default=1.0, metadata={"help": "GRESO selective rollouts (arXiv 2506.02177): a prompt whose last z groups had all-equal rewards is sampled with probability explore^z (1 = off)"})
+    overlong_buffer: int = field(default=0, metadata={"help": "DAPO soft overlong penalty buffer L_cache (0 = off)"})
+    overlong_factor: float = field(default=1.0, metadata={"help": "scale of the overlong penalty"})
+    mask_truncated: bool = field(default=False, metadata={"help": "DAPO overlong filtering: no loss on truncated completions"})
+    # the update
+    num_epochs: int = field(default=1, metadata={"help": "μ: passes over each rollout"})
+    num_minibatches: int = field(default=1, metadata={"help": "n: optimizer steps per epoch (rollout split n ways)"})
+    micro_batch_size: int = field(default=64, metadata={"help": "rows per forward/backward (gradient accumulation)"})
+    share_prompts: bool = field(default=True, metadata={"help": "run each distinct prompt once per micro-batch and its G completions on its KV cache (same numbers, fewer prompt tokens)"})
+    skip_zero_advantage: bool = field(default=True, metadata={"help": "leave rows whose advantage is 0 on every token out of the update's forward/backward (exact: their gradient is 0); off automatically with a KL penalty or a batch-coupled token weight"})
+    lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up (optimizer steps), then cosine to 10%"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
+    device: str = field(default="auto", metadata={"help": "'auto' (cuda > mps > cpu) | 'cpu' | 'cuda' | 'mps': where the Accelerator puts the run"})
+    mixed_precision: str = field(default="no", metadata={"help": "'bf16': sampling, scoring and the update's forward run under bfloat16 autocast (float32 weights, optimizer and loss; held-out evaluation stays float32) | 'no'"})
+    # model
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters (peft) instead of all weights"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    # the run
+    steps: int = field(default=100, metadata={"help": "training steps (one rollout each)"})
+    seed: int = field(default=0, metadata={"help": "seed of prompts, sampling and shuffling"})
+    output_dir: str | None = field(default=None, metadata={"help": "metrics.jsonl and checkpoints go here"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every k steps (0 = only at the end)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if present"})
+    eval_every: int = field(default=0, metadata={"help": "held-out greedy accuracy every k steps (0 = off)"})
+    eval_n: int = field(default=200, metadata={"help": "held-out problems per evaluation"})
+    progress: bool = field(default=True, metadata={"help": "show a tqdm bar"})
+
+    @classmethod
+    def for_method(cls, method: str, **overrides) -> "RLConfig":
+        """The preset of `method` (`METHODS`: grpo, dr_grpo, dapo, fipo) with `overrides` applied; an unknown
+        field is a ValueError naming it."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS.names())}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise ValueError(f"unknown RLConfig field {bad[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**{**METHODS.get(method).config, **overrides})
+
+    def loss_config(self) -> LossConfig:
+        over = {k: getattr(self, k) for k in ("epsilon_low", "epsilon_high", "dual_clip_c", "agg") if getattr(self, k) is not None}
+        return loss_preset(self.loss, kl_coef=self.kl_coef, **over)
+
+    def validate(self) -> None:
+        for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"RLConfig.explore must be in [0, 1], got {self.explore}")
+        if self.refill_headroom < 1:
+            raise ValueError(f"RLConfig.refill_headroom must be >= 1, got {self.refill_headroom}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"RLConfig.device must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {self.device!r}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"RLConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
+        if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
+            raise ValueError(f"RLConfig.num_generations must be >= 2 for group advantages, got {self.num_generations}")
+        ADVANTAGES.get(self.advantage)  # unknown name -> one-sentence KeyError listing the known ones
+        self.loss_config()
+
+
+def jsonable_config(cfg: RLConfig) -> dict:
+    """The config as plain JSON types (tuples as lists, anything else as its string)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
