@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from workbench.rl.rollout import RLTask
+from workbench.tasks.base import Task as RLTask
 from workbench.rl.tasks import arithmetic_task
 from workbench.rl import RLConfig, train
 from workbench.utils import repo_root, resolve_device, seed_everything
