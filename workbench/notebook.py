@@ -109,13 +109,17 @@ def outputs_dir(notebook: str) -> str:
 
 @dataclass
 class Claim:
-    """One headline comparison: the paper's statement, its number, ours, and whether it holds."""
+    """One headline comparison: the paper's statement, its number, ours, whether it holds, and — when decided
+    from paired comparisons — the verdict (holds / refuted / inconclusive) with its numbers
+    (`workbench.evaluation.verdicts.Verdict.to_dict()`: effect, se, ci, n, mde, sesoi, reason, budget)."""
 
     id: str
     claim: str
     paper: Any
     measured: Any
     holds: bool
+    verdict: str | None = None
+    evidence: dict | None = None
 
 
 @dataclass
@@ -139,9 +143,14 @@ class Results:
         self.metrics[name] = value
         return value
 
-    def claim(self, id: str, claim: str, paper: Any, measured: Any, holds: bool) -> Claim:
-        """Record a claim; `holds` must be decided by code from the numbers (a bool)."""
-        c = Claim(id, claim, paper, measured, bool(holds))
+    def claim(self, id: str, claim: str, paper: Any, measured: Any, holds: bool | None = None, *, verdict=None) -> Claim:
+        """Record a claim: `holds` decided by code from the numbers (a bool), or a `verdict` (a `Verdict` of
+        `workbench.evaluation.verdicts`), which then also sets `holds`."""
+        if verdict is not None:
+            holds = verdict.holds
+        if holds is None:
+            raise ValueError(f"claim {id!r} needs holds=<bool> or verdict=<Verdict>")
+        c = Claim(id, claim, paper, measured, bool(holds), *((verdict.verdict, verdict.to_dict()) if verdict is not None else ()))
         self.claims = [x for x in self.claims if x.id != id] + [c]
         return c
 
@@ -149,7 +158,8 @@ class Results:
         return {
             "notebook": self.notebook, "preset": self.preset, "seed": self.seed,
             "paper": self.paper, "key_figure": self.key_figure, "runtime_s": round(time.time() - self.started, 1), "metrics": _jsonable(self.metrics),
-            "claims": [_jsonable(vars(c)) for c in self.claims],
+            "claims": [_jsonable({k: v for k, v in vars(c).items() if v is not None or k in ("id", "claim", "paper", "measured", "holds")})
+                       for c in self.claims],
         }
 
     def save(self) -> str:

@@ -1,0 +1,84 @@
+"""Verdicts from paired comparisons: the t quantile, the paired SE, and hand-made claims of each kind."""
+
+import math
+
+import numpy as np
+import pytest
+
+from workbench.evaluation.verdicts import decide, decide_paired, learned, paired_differences, paired_se, t_cdf, t_quantile
+
+
+@pytest.mark.parametrize("df,q", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105), (9, 2.262157163),
+                                  (29, 2.045229642), (1000, 1.962339081)])
+def test_t_quantile_matches_the_table(df, q):
+    assert t_quantile(0.975, df) == pytest.approx(q, abs=1e-7)
+    assert t_cdf(q, df) == pytest.approx(0.975, abs=1e-9) and t_cdf(-q, df) == pytest.approx(0.025, abs=1e-9)
+
+
+def test_paired_se_against_float64_numpy():
+    rng = np.random.default_rng(0)
+    t, c = rng.normal(0.5, 0.1, 17), rng.normal(0.45, 0.1, 17)
+    d = paired_differences(t.tolist(), c.tolist())
+    assert paired_se(d) == pytest.approx(np.std(t - c, ddof=1) / math.sqrt(17), rel=1e-12)
+    assert paired_se([0.3]) == 0.0
+    assert paired_differences([1, 2], [0, 0], direction=-1) == [-1.0, -2.0]
+
+
+def test_a_clear_win_holds():
+    v = decide_paired([0.60, 0.62, 0.61, 0.63, 0.60], [0.50, 0.51, 0.52, 0.50, 0.51], sesoi=0.02)
+    assert v.verdict == "holds" and v.holds and v.ci[0] > 0 and v.n == 5 and v.budget is None
+
+
+def test_a_clear_loss_is_refuted_as_the_opposite_direction():
+    v = decide_paired([0.40, 0.41, 0.42, 0.40], [0.50, 0.52, 0.51, 0.50], sesoi=0.02)
+    assert v.verdict == "refuted" and "opposite" in v.reason and v.ci[1] < 0
+
+
+def test_a_tight_null_is_refuted_by_equivalence():
+    d = [0.001, -0.002, 0.0015, -0.001, 0.0005, 0.0, -0.0005, 0.001]
+    v = decide(d, sesoi=0.02)
+    assert v.verdict == "refuted" and "SESOI" in v.reason and v.ci[1] < 0.02 and v.ci[0] < 0 < v.ci[1]
+
+
+def test_an_underpowered_tie_is_inconclusive_with_a_budget():
+    d = [0.04, -0.03, 0.05, -0.02]  # CI spans 0 and the SESOI
+    v = decide(d, sesoi=0.02)
+    assert v.verdict == "inconclusive" and v.budget > 4
+    # the budget reaches MDE = SESOI at the measured variance (with the t quantile of n − 1 = 3 df it is conservative)
+    assert v.mde == pytest.approx((t_quantile(0.975, 3) + 0.8416212335729143) * paired_se(d))
+    assert v.budget == math.ceil(4 * (v.mde / 0.02) ** 2)
+
+
+def test_a_baseline_that_did_not_learn_decides_nothing():
+    assert not learned([0.01, -0.02, 0.0])
+    assert learned([0.10, 0.12, 0.09])
+    assert not learned(0.004, se=0.003) and learned(0.02, se=0.003)
+    v = decide_paired([0.60, 0.62, 0.61], [0.50, 0.51, 0.52], sesoi=0.02, baseline_learned=False)
+    assert v.verdict == "inconclusive" and "did not learn" in v.reason
+
+
+def test_one_pair_and_bad_input():
+    assert decide([0.5], sesoi=0.02).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="SESOI|smallest effect"):
+        decide([0.1, 0.2], sesoi=0)
+    with pytest.raises(ValueError, match="finite"):
+        decide([0.1, float("nan")], sesoi=0.02)
+    with pytest.raises(ValueError, match="aligned units, got 2 treatment and 3 control"):
+        paired_differences([1, 2], [1, 2, 3])
+
+
+def test_results_record_a_verdict_and_its_numbers(tmp_path, monkeypatch):
+    import json
+
+    from workbench.notebook import Results
+
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path))
+    r = Results("nb", "smoke", 0)
+    v = decide_paired([0.60, 0.62, 0.61], [0.50, 0.51, 0.52], sesoi=0.02)
+    r.claim("x", "treatment beats control", paper="+5", measured=round(v.effect, 3), verdict=v)
+    r.claim("y", "plain", paper=1, measured=1, holds=True)
+    out = json.load(open(r.save()))["claims"]
+    assert out[0]["verdict"] == "holds" and out[0]["holds"] is True and out[0]["evidence"]["n"] == 3
+    assert "verdict" not in out[1] and out[1]["holds"] is True
+    with pytest.raises(ValueError, match="needs holds"):
+        r.claim("z", "no decision", paper=1, measured=1)

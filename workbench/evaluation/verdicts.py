@@ -1,0 +1,167 @@
+"""Verdicts of claims, decided by code from paired comparisons: holds / refuted / inconclusive.
+
+A claim compares a treatment with a control on the same units (seeds × held-out problems, same base),
+so the evidence is the paired differences d_i = treatment_i − control_i, signed so that a positive d means
+"as the paper says". With n pairs, mean d̄, sample standard deviation s:
+
+    se = s / √n,   CI₉₅ = d̄ ± t_{0.975, n−1} · se,   MDE = (t_{0.975, n−1} + z_{0.80}) · se
+
+and, for a smallest effect size of interest (SESOI, stated with the claim before it runs):
+
+- **holds** when the CI lies above 0;
+- **refuted** when the CI lies below the SESOI (an equivalence / non-superiority test, TOST-style: any effect
+  is smaller than what would matter) or entirely below 0 (the opposite direction);
+- **inconclusive** otherwise — and always when the baseline did not learn (its own gain over the base is
+  not above 2 SE: then nothing was compared) or when n < 2 (no variance to judge by).
+
+For an inconclusive claim `budget` says how many pairs would bring the MDE down to the SESOI at the
+measured variance: n' = n · (MDE / SESOI)², rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+VERDICTS = ("holds", "refuted", "inconclusive")
+Z_POWER = 0.8416212335729143  # z_{0.80}: 80 % power
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student-t CDF: F(t) = 1 − ½ I_{ν/(ν+t²)}(ν/2, ½) for t ≥ 0 (symmetric below)."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Inverse of `t_cdf` by bisection (|error| < 1e-10); p in (0, 1), df > 0."""
+    if not 0.0 < p < 1.0 or df <= 0:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        if hi - lo < 1e-11:
+            break
+    return 0.5 * (lo + hi)
+
+
+def paired_differences(treatment: Sequence[float], control: Sequence[float], direction: int = 1) -> list[float]:
+    """d_i = direction · (treatment_i − control_i) over aligned units (the same seed / problem in both)."""
+    if len(treatment) != len(control):
+        raise ValueError(f"paired comparison needs aligned units, got {len(treatment)} treatment and {len(control)} control values")
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 (the paper claims an increase) or -1 (a decrease), got {direction}")
+    return [direction * (float(t) - float(c)) for t, c in zip(treatment, control)]
+
+
+def paired_se(diffs: Sequence[float]) -> float:
+    """se = s / √n with the sample standard deviation s (Bessel); 0.0 for fewer than 2 pairs."""
+    n = len(diffs)
+    if n < 2:
+        return 0.0
+    mean = math.fsum(diffs) / n
+    return math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+
+
+@dataclass
+class Verdict:
+    """The decision on one claim and the numbers behind it (effect in the paper's direction)."""
+
+    verdict: str
+    effect: float
+    se: float
+    ci: tuple[float, float]
+    n: int
+    mde: float
+    sesoi: float
+    reason: str
+    budget: int | None = None  # pairs that would reach MDE = SESOI (inconclusive claims)
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict == "holds"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ci"] = list(self.ci)
+        return d
+
+
+def learned(gain: Sequence[float] | float, se: float | None = None) -> bool:
+    """Whether a baseline learned: its gain over the base model is above 2 SE (per-seed gains, or a gain and its SE)."""
+    if isinstance(gain, (int, float)):
+        return se is not None and gain > 2 * se and gain > 0
+    gains = list(gain)
+    return len(gains) >= 2 and math.fsum(gains) / len(gains) > 2 * paired_se(gains)
+
+
+def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = True, level: float = 0.95) -> Verdict:
+    """The verdict from paired differences `diffs` (signed: positive = as the paper says) and the claim's SESOI > 0."""
+    if not sesoi > 0:
+        raise ValueError(f"the smallest effect size of interest must be > 0, got {sesoi}")
+    diffs = [float(d) for d in diffs]
+    if not diffs or any(not math.isfinite(d) for d in diffs):
+        raise ValueError(f"a verdict needs finite paired differences, got {diffs!r}")
+    n = len(diffs)
+    effect = math.fsum(diffs) / n
+    if n < 2:
+        return Verdict("inconclusive", effect, float("nan"), (float("nan"), float("nan")), n, float("inf"), sesoi,
+                       "one pair: no variance to judge by", None)
+    se = paired_se(diffs)
+    t = t_quantile(0.5 + level / 2, n - 1)
+    ci = (effect - t * se, effect + t * se)
+    mde = (t + Z_POWER) * se
+    budget = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else n
+    if not baseline_learned:
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", budget)
+    if ci[0] > 0:
+        return Verdict("holds", effect, se, ci, n, mde, sesoi, "95 % CI above 0", None)
+    if ci[1] < 0:
+        return Verdict("refuted", effect, se, ci, n, mde, sesoi, "95 % CI below 0: the opposite direction", None)
+    if ci[1] < sesoi:
+        return Verdict("refuted", effect, se, ci, n, mde, sesoi, f"95 % CI below the SESOI {sesoi:g}: any effect is too small to matter", None)
+    return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, f"95 % CI spans 0 and the SESOI (MDE {mde:.3g})", budget)
+
+
+def decide_paired(treatment: Sequence[float], control: Sequence[float], sesoi: float, *, direction: int = 1,
+                  baseline_learned: bool = True) -> Verdict:
+    """`decide` on `paired_differences(treatment, control, direction)`."""
+    return decide(paired_differences(treatment, control, direction), sesoi, baseline_learned=baseline_learned)
