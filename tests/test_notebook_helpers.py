@@ -52,7 +52,13 @@ def test_results_file_format_and_report(tmp_path, monkeypatch):
     assert data["metrics"] == {"acc": 0.5, "tensor": 0.25}
     assert data["claims"] == [{"id": "c1", "claim": "ours beats theirs", "paper": 0.1, "measured": 0.3, "holds": True}]
     report = open(build_report(str(tmp_path), str(tmp_path / "figs"))).read()
-    assert "| 99_demo | Demo (arXiv 0000.00000) | ours beats theirs | 0.1 | 0.3 | yes | smoke |" in report
+    assert "| 99_demo | Demo (arXiv 0000.00000) | ours beats theirs | 0.1 | 0.3 | holds (no verdict) |  | smoke |" in report
+    from workbench.evaluation.verdicts import decide
+
+    r.claim("c2", "underpowered", paper="+2", measured=0.0, verdict=decide([0.04, -0.03, 0.05, -0.02], sesoi=0.02))
+    r.save()
+    report = open(build_report(str(tmp_path), str(tmp_path / "figs"))).read()
+    assert "| **inconclusive** | effect 0.01 [" in report and "pairs would reach the SESOI" in report
 
 
 @pytest.mark.parametrize("text,value", [("3", 3), ("0.5", 0.5), ("True", True), ("None", None), ("[1, 2]", [1, 2]),
