@@ -49,7 +49,7 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
         exact = same_machine(GOLDEN["machine"])
         if not exact:
             warnings.warn(f"golden smoke numbers come from {GOLDEN['machine']}, this is {machine()}: comparing structure only")
-        golden = GOLDEN["notebooks"][name]
+        golden = strip_times(GOLDEN["notebooks"][name])
         actual = {"metrics": strip_times(results["metrics"]), "claims": strip_times(results["claims"])}
         diffs = compare({"metrics": actual["metrics"], "claims": [{k: c[k] for k in ("id", "claim", "paper", "measured", "holds")}
                                                                    for c in actual["claims"]]},

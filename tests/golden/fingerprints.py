@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def is_time_key(key: str) -> bool:
     """Keys whose values are wall-clock times or rates: never compared."""
-    return key.endswith(("seconds", "_s", "_time")) or key in ("time", "started")
+    return "seconds" in key or key.endswith(("_s", "_time")) or key in ("time", "started")
 
 #: RL methods of the trainer fingerprint: (label, RLConfig.for_method name, overrides)
 TRAINER_RUNS = [

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fingerprints import TRAINER_RUNS, compare, machine, pure_fingerprint, same_machine, trainer_fingerprint  # noqa: E402
+from fingerprints import TRAINER_RUNS, compare, machine, pure_fingerprint, same_machine, strip_times, trainer_fingerprint  # noqa: E402
 
 GOLDEN = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "trainer.json")))
 
@@ -36,7 +36,7 @@ def test_pure_functions_match_golden_on_any_machine():
 
 @pytest.mark.parametrize("label,method,overrides", TRAINER_RUNS, ids=[r[0] for r in TRAINER_RUNS])
 def test_trainer_matches_golden(label, method, overrides):
-    diffs = compare(trainer_fingerprint(method, overrides), GOLDEN["runs"][label], exact=_exact_here())
+    diffs = compare(trainer_fingerprint(method, overrides), strip_times(GOLDEN["runs"][label]), exact=_exact_here())
     assert not diffs, f"{label}: " + "\n".join(diffs[:10])
 
 

@@ -1,0 +1,203 @@
+"""PHSA (arXiv 2601.02819), notebook 09: punctuation-aware block selection at extreme sparsity.
+
+    papermill notebooks/09_phsa.ipynb out.ipynb -p preset cpu          # or smoke | gpu -p model <Qwen3 path>
+
+Block-sparse attention scores one representative key per key block and keeps the top-K blocks per
+query tile. InfLLM v2 / MoBA represent a block by its mean key M_o; PHSA fuses it with the mean key of
+the block's punctuation tokens,
+
+    M = λ · M_o + (1 − λ) · M_p        (M_p = M_o when the block has no punctuation; λ = `lam`).
+
+Section 1 (`information_loss`) measures, on a model trained dense, each selector's information loss
+against dense attention for every top-K (`workbench.attention.information_loss`); `headline` picks the
+setting closest above `min_sparsity` and the relative reduction 100 · (L_infllm − L_phsa) / L_infllm.
+Section 3 (`workbench.experiments.phsa_niah.sparse_niah`) fine-tunes a copy per selector at the
+inference configuration and scores needle-in-a-haystack before and after. This module holds the
+notebook's presets, its parameter checks and the first section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from workbench.attention import SELECTORS, SparseAttentionConfig, punctuation_token_ids
+from workbench.attention.information_loss import (LOSS_METRICS, DenseTrace, dense_trace, information_loss_sweep,
+                                                  relative_reduction)
+from workbench.experiments.presets import Params, Presets
+from workbench.models.tokenizer import build_tokenizer
+from workbench.models.zoo import RECIPES, load_model
+from workbench.notebook import ParameterError
+from workbench.tasks.haystack import KINDS
+from workbench.train.batches import haystack_input_ids
+from workbench.utils import seed_everything
+
+_ALL = ["moba", "infllm_v2", "phsa", "oracle"]
+_ALL_FT = ["dense", "moba", "infllm_v2", "phsa", "nsa", "oracle"]
+PRESETS = Presets(
+    {"smoke": dict(model="tiny-haystack-smoke", lengths=[256], top_ks=[1, 2], selectors=["infllm_v2", "phsa"], n_docs=1,
+                   initial=16, window=32, query_tile=16, min_sparsity=0.5, ft_selectors=["infllm_v2", "phsa"],
+                   ft_length=256, ft_steps=1, ft_batch=1, n_eval=2),
+     "cpu": dict(model="tiny-haystack", lengths=[2048, 4096, 8192], top_ks=[1, 2, 4, 8, 16, 32], selectors=_ALL, n_docs=2,
+                 initial=16, window=64, query_tile=16, min_sparsity=0.97, ft_selectors=_ALL_FT, ft_length=4096,
+                 ft_steps=40, ft_batch=2, n_eval=20),
+     "gpu": dict(model=None, lengths=[8192, 16384, 32768], top_ks=[1, 2, 4, 8, 16, 32], selectors=_ALL, n_docs=4,
+                 initial=128, window=512, query_tile=64, min_sparsity=0.97, ft_selectors=_ALL_FT, ft_length=65536,
+                 ft_steps=200, ft_batch=4, n_eval=100)},
+    choices={"loss_metric": LOSS_METRICS, "niah_kind": KINDS, "device": ("auto", "cpu", "cuda", "mps")},
+    ranges={"n_docs": (1, 64), "block_size": (1, 4096), "lam": (0.0, 1.0), "min_sparsity": (0.0, 1.0),
+            "ft_length": (128, None), "ft_top_k": (1, None), "ft_steps": (0, None), "ft_batch": (1, 64),
+            "ft_lr": (0.0, 1.0), "n_eval": (1, None)})
+#: the headline pair of the paper's claim
+BETTER, BASELINE = "phsa", "infllm_v2"
+
+
+def base_config(P: Params) -> SparseAttentionConfig:
+    """The notebook's attention geometry (selector and top-K are swept; punctuation ids come with the tokenizer)."""
+    return SparseAttentionConfig(selector="phsa", block_size=P.block_size, top_k=P.ft_top_k, window=P.window,
+                                 initial=P.initial, query_tile=P.query_tile, lam=P.lam)
+
+
+def check(P: Params) -> None:
+    """The checks across parameters that `PRESETS.resolve` cannot make. Raises `ParameterError`."""
+    __tracebackhide__ = True
+    if P.model is None:
+        raise ParameterError("preset 'gpu' needs model=<path to a local Qwen3/Qwen2 checkpoint folder>")
+    for name, values, known in (("selectors", P.selectors, SELECTORS.names()),
+                                ("ft_selectors", P.ft_selectors, ["dense", *SELECTORS.names()])):
+        bad = [v for v in values if v not in known]
+        if bad or not values:
+            raise ParameterError(f"parameter {name!r} must list some of {', '.join(known)}; got {values!r}")
+    if not {BETTER, BASELINE} <= set(P.selectors):
+        raise ParameterError(f"parameter 'selectors' must include infllm_v2 and phsa (the headline pair); got {P.selectors!r}")
+    if not P.lengths or min(P.lengths) < 2 * P.block_size or not P.top_ks or min(P.top_ks) < 1:
+        raise ParameterError(f"lengths must be >= 2 blocks and top_ks >= 1; got lengths={P.lengths!r}, top_ks={P.top_ks!r}")
+    try:
+        base_config(P)
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+
+
+@dataclass
+class Setup:
+    """The dense-trained model, its tokenizer and the attention config with the tokenizer's punctuation ids."""
+
+    lm: torch.nn.Module
+    tokenizer: object
+    cfg: SparseAttentionConfig
+    info: dict
+    model: str
+
+    def describe(self) -> str:
+        n = sum(p.numel() for p in self.lm.parameters()) / 1e6
+        return (f"{self.model}: {n:.2f}M parameters on {self.lm.device}; {len(self.cfg.punctuation_ids)} punctuation "
+                f"token ids\nzoo info: {self.info}")
+
+    def config_summary(self) -> dict:
+        """The attention config as results.json records it (punctuation ids left out)."""
+        return {k: v for k, v in self.cfg.to_dict().items() if k != "punctuation_ids"}
+
+
+def setup(P: Params) -> Setup:
+    """Seed everything, load the model (zoo name or checkpoint) and its tokenizer; a reloaded char-level
+    zoo tokenizer that drops spaces is rebuilt offline."""
+    seed_everything(P.seed)
+    lm, tokenizer = load_model(P.model, device=P.device)
+    if P.model in RECIPES and tokenizer.decode(tokenizer(" a b", add_special_tokens=False)["input_ids"]) != " a b":
+        tokenizer = build_tokenizer()
+    cfg = base_config(P).replace(punctuation_ids=tuple(punctuation_token_ids(tokenizer)))
+    return Setup(lm, tokenizer, cfg, getattr(lm, "workbench_info", {}), P.model)
+
+
+TABLE_COLUMNS = ["selector", "top_k", "sparsity", "relative_error", "mass_loss", "block_recall", "kl", "delta_nll"]
+
+
+@dataclass
+class Sweep:
+    """Information loss of every (selector, top-K, length): `rows` as `information_loss_sweep` returns
+    them; `first_ids` [n_docs, min length] and `first_trace` the dense pass of the first length."""
+
+    rows: list[dict]
+    first_ids: torch.Tensor
+    first_trace: DenseTrace
+    lengths: list[int]
+
+    @property
+    def longest(self) -> int:
+        return max(self.lengths)
+
+    def table(self, length: int | None = None) -> pd.DataFrame:
+        """The rows at `length` (default the longest), one per (selector, top-K), `TABLE_COLUMNS` only."""
+        length = self.longest if length is None else length
+        return pd.DataFrame([{c: r[c] for c in TABLE_COLUMNS} for r in self.rows if r["length"] == length])
+
+
+def information_loss(run: Setup, P: Params, log=print) -> Sweep:
+    """Per length: `n_docs` haystack documents of exactly `length` tokens (seeds 1000·seed + d) run once
+    dense (`dense_trace`: q, k, v, dense outputs and block masses per layer), then once per (selector,
+    top-K) (`information_loss_sweep`): relative output error ‖O_d − O_s‖/‖O_d‖, mass loss, block recall,
+    and KL / ΔNLL averaged over the positions predicting labelled tokens (needle, question, answer)."""
+    rows, first = [], None
+    for length in P.lengths:
+        ids, labels = haystack_input_ids(run.tokenizer, length, [P.seed * 1000 + d for d in range(P.n_docs)],
+                                         kind=P.niah_kind)
+        ids, labels = ids.to(run.lm.device), labels.to(run.lm.device)
+        trace = dense_trace(run.lm, ids, run.cfg)
+        rows += information_loss_sweep(run.lm, ids, run.cfg, P.selectors, P.top_ks, trace=trace, labels=labels)
+        if first is None:
+            first = (ids, trace)
+        if log:
+            log(f"{length} tokens: done")
+    return Sweep(rows, first[0], first[1], list(P.lengths))
+
+
+@dataclass
+class Headline:
+    """PHSA against InfLLM v2 at the setting closest above `min_sparsity` (`relative_reduction`, longest
+    length reaching it): `baseline` / `better` are InfLLM v2's / PHSA's loss on `metric`,
+    reduction_pct = 100 · (baseline − better) / baseline; `by_metric`: the same reduction on every metric
+    of `LOSS_METRICS` (NaN where none reaches the sparsity)."""
+
+    length: int
+    top_k: int
+    sparsity: float
+    baseline: float
+    better: float
+    reduction_pct: float
+    metric: str
+    min_sparsity: float
+    by_metric: dict
+
+    def as_dict(self) -> dict:
+        """The headline as results.json records it (without `by_metric`)."""
+        return {k: getattr(self, k) for k in ("length", "top_k", "sparsity", "baseline", "better", "reduction_pct",
+                                              "metric", "min_sparsity")}
+
+    def report(self) -> str:
+        """Two lines for the notebook: the headline numbers and the reduction by metric."""
+        return (f"at {self.length} tokens, top-K {self.top_k}, sparsity {self.sparsity:.2%}: {self.metric} infllm_v2 "
+                f"{self.baseline:.4f} vs phsa {self.better:.4f} -> PHSA loses {self.reduction_pct:.1f}% less (paper: 10.8%)\n"
+                f"reduction by metric (%): {({k: round(v, 1) for k, v in self.by_metric.items()})}")
+
+    def sentence(self) -> str:
+        """The headline as a figure title."""
+        verdict = "less" if self.reduction_pct > 0 else "more"
+        return (f"PHSA loses {abs(self.reduction_pct):.1f}% {verdict} than InfLLM v2 at {self.sparsity:.1%} sparsity "
+                f"({self.length} tokens; paper: 10.8% less)")
+
+
+def headline(sweep: Sweep, P: Params) -> Headline:
+    """The headline comparison on `P.loss_metric` and the reduction on every loss metric."""
+    head = relative_reduction(sweep.rows, P.loss_metric, BETTER, BASELINE, P.min_sparsity)
+    by_metric = {}
+    for metric in LOSS_METRICS:
+        try:
+            by_metric[metric] = relative_reduction(sweep.rows, metric, BETTER, BASELINE, P.min_sparsity)["reduction_pct"]
+        except ValueError:
+            by_metric[metric] = float("nan")
+    return Headline(**head, metric=P.loss_metric, min_sparsity=P.min_sparsity, by_metric=by_metric)
+
+
+from workbench.experiments.phsa_niah import NIAH, sparse_niah  # noqa: E402,F401  (section 3)
