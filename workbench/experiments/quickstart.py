@@ -1,0 +1,161 @@
+"""Quickstart, notebook 00: the tiny base model `tiny-arith`, its held-out greedy accuracy and pass@k, a few
+sampled responses with their per-token log-probs, and one RL run — does RLVR raise greedy accuracy, and
+does it narrow pass@k at large k, i.e. *sharpen* rather than widen the base (Yue et al., arXiv 2504.13837)?
+
+    papermill notebooks/00_quickstart.ipynb out.ipynb -p preset smoke        # CI, seconds
+    papermill notebooks/00_quickstart.ipynb out.ipynb -p preset gpu -p model /path/to/Qwen2.5-Math-1.5B
+
+pass@k is the unbiased estimator of Chen et al. (arXiv 2107.03374) from n = max(k) samples per problem,
+pass@k = 1 − C(n − c, k) / C(n, k) with c correct samples (`workbench.evaluation.pass_at_k`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from workbench.evaluation import EvalResult, evaluate
+from workbench.experiments.presets import Params, Presets
+from workbench.models.generation import Generation, sample
+from workbench.models.scoring import completion_logprobs
+from workbench.models.tokenizer import format_prompt
+from workbench.models.zoo import load_model
+from workbench.notebook import ParameterError
+from workbench.recipes.rl_arith import arith_rl_preset
+from workbench.rl import RLConfig, train
+from workbench.rl.tasks import arithmetic_task
+from workbench.tasks import arithmetic
+from workbench.utils import seed_everything
+
+#: the notebook's presets. `rl_steps` None at cpu = load the zoo's cached run `tiny-arith-<rl_method>`;
+#: `rl_overrides` shrink the smoke RL run (applied after the method's cpu preset).
+PRESETS = Presets(
+    {
+        "smoke": dict(n_eval=64, pass_k=4, pass_k_max=4, rl_steps=2,
+                      rl_overrides=dict(num_prompts=4, num_generations=4, eval_n=16)),
+        "cpu": dict(n_eval=500, pass_k=8, pass_k_max=32, rl_steps=None, rl_overrides={}),
+        "gpu": dict(n_eval=500, pass_k=8, pass_k_max=32, rl_steps=100, rl_overrides={}),
+    },
+    choices={"rl_method": ["grpo", "dapo", "dr_grpo"]},
+    ranges={"rl_steps": (1, None), "n_eval": (1, None), "n_show": (0, 64), "temperature": (0.0, 10.0),
+            "pass_k": (1, 64), "pass_k_max": (1, 256), "max_new_tokens": (1, 4096)},
+)
+
+
+class Loaded(NamedTuple):
+    """The base policy, its tokenizer and a one-paragraph description (parameters, device, zoo info)."""
+
+    policy: torch.nn.Module
+    tokenizer: object
+    summary: str
+
+
+def load(P: Params) -> Loaded:
+    """Seed python / numpy / torch with `P.seed` and load `P.model` (zoo name or local checkpoint)."""
+    seed_everything(P.seed)
+    policy, tokenizer = load_model(P.model, device=P.device)
+    summary = (f"{P.model}: {sum(p.numel() for p in policy.parameters()) / 1e6:.2f}M parameters on {policy.device}\n"
+               f"zoo info: {getattr(policy, 'workbench_info', {})}")
+    return Loaded(policy, tokenizer, summary)
+
+
+def pass_ks(P: Params) -> list[int]:
+    """The k of the pass@k curve: powers of two up to `pass_k_max`, plus 1 and `pass_k` (sorted)."""
+    return sorted({2**i for i in range(9) if 2**i <= P.pass_k_max} | {1, P.pass_k})
+
+
+def eval_problems(P: Params) -> list:
+    """The first `P.n_eval` problems of the frozen held-out split (`data/arithmetic/eval.jsonl`)."""
+    return arithmetic.load_eval_set(P.n_eval)
+
+
+def heldout(policy, tokenizer, P: Params) -> EvalResult:
+    """Greedy accuracy and pass@k (k = `pass_ks(P)`, max(k) samples per problem at `P.temperature`, from a
+    generator seeded with `P.seed`) on `eval_problems(P)`, completions capped at `P.max_new_tokens`."""
+    return evaluate(policy, tokenizer, arithmetic_task(), eval_problems(P), k=pass_ks(P), temperature=P.temperature,
+                    max_new_tokens=P.max_new_tokens, generator=torch.Generator().manual_seed(P.seed))
+
+
+@dataclass
+class Samples:
+    """`P.n_show` sampled responses to the first held-out problems: `gen` (the `Generation`, rows = problems),
+    `correct` [n] (exact match), `report` (question, response, verdict per problem, as text)."""
+
+    problems: list
+    gen: Generation
+    correct: list[bool]
+    report: str
+
+
+def sample_responses(policy, tokenizer, P: Params) -> Samples:
+    """One response per problem at `P.temperature` (generator seeded with `P.seed`)."""
+    shown = eval_problems(P)[:P.n_show]
+    gen = sample(policy, tokenizer, [format_prompt(p.question) for p in shown], temperature=P.temperature,
+                 max_new_tokens=P.max_new_tokens, generator=torch.Generator().manual_seed(P.seed))
+    correct = [arithmetic.reward(text, p.answer) >= 1 for p, text in zip(shown, gen.texts)]
+    report = "\n".join(f"Q: {p.question}\n{text}\n  -> {'correct' if ok else f'wrong (expected {p.answer})'}\n"
+                       for p, text, ok in zip(shown, gen.texts, correct))
+    return Samples(shown, gen, correct, report)
+
+
+@dataclass
+class TokenLogprobs:
+    """One response's tokens [T] and log π(y_t | context) [T] (nats); `mean` = Σ log π / T."""
+
+    question: str
+    tokens: list[str]
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+
+def token_logprobs(policy, tokenizer, samples: Samples, row: int = 0) -> TokenLogprobs:
+    """Score every sampled response under `policy` and return row `row`'s per-token log-probs."""
+    gen = samples.gen
+    logp, _ = completion_logprobs(policy, gen.prompt_ids, gen.prompt_mask, gen.completion_ids, gen.completion_mask,
+                                  with_entropy=True)
+    n_tok = int(gen.completion_mask[row].sum())
+    tokens = tokenizer.convert_ids_to_tokens(gen.completion_ids[row, :n_tok].tolist())
+    return TokenLogprobs(samples.problems[row].question, tokens, logp[row, :n_tok].tolist())
+
+
+@dataclass
+class RLRun:
+    """An RL run from the base: the trained `policy`, the trainer's `history` (one dict per step; `eval_accuracy`
+    on evaluation steps), greedy held-out accuracy `before` / `after` and a line on where the run came from."""
+
+    policy: torch.nn.Module
+    history: list[dict]
+    before: float
+    after: float
+    note: str
+
+
+def rl_run(policy, tokenizer, P: Params) -> RLRun:
+    """GRPO / DAPO / Dr.GRPO (`P.rl_method`) on the arithmetic task with the exact-match reward.
+
+    With `rl_steps` None and the zoo base `tiny-arith` (the cpu preset) the run is the zoo's
+    `tiny-arith-<method>` (trained once, cached with its curve; accuracies on 500 held-out problems);
+    otherwise `P.rl_steps` steps of the method's cpu preset (`arith_rl_preset`, then `P.rl_overrides`)
+    run here on a copy of `policy`, with greedy accuracy before and after on `eval_problems(P)`.
+    """
+    if P.rl_steps is None:
+        if P.model != "tiny-arith":
+            raise ParameterError(f"parameter 'rl_steps' must be set for model {P.model!r} (only tiny-arith has a cached RL run)")
+        rl_policy, _ = load_model(f"tiny-arith-{P.rl_method}", device=P.device)
+        info = rl_policy.workbench_info
+        return RLRun(rl_policy, info["history"], info["base_accuracy_500"], info["final_accuracy_500"],
+                     f"cached run: {info['train_seconds']:.0f} s of training")
+    task, problems = arithmetic_task(), eval_problems(P)
+    cfg = RLConfig.for_method(P.rl_method, **{**arith_rl_preset(P.rl_method), "steps": P.rl_steps, "seed": P.seed,
+                                              "eval_every": max(1, P.rl_steps // 4), "eval_n": min(200, P.n_eval),
+                                              **P.rl_overrides})
+    before = evaluate(policy, tokenizer, task, problems).accuracy
+    run = train(copy.deepcopy(policy), tokenizer, task, cfg)
+    after = evaluate(run.model, tokenizer, task, problems).accuracy
+    return RLRun(run.model, run.history, before, after, f"trained here: {P.rl_steps} steps")

@@ -1,0 +1,77 @@
+"""Plots of RL runs from plain data (trainer histories, accuracies, seed bands): no training code here.
+
+- `plot_training_run`: batch reward per step and the held-out accuracy curve of one run (notebook 00);
+- `plot_sharpening`: greedy / pass@1 / pass@k bars before and after RL, and the pass@k curves (notebook 00;
+  RLVR sharpens the base, Yue et al., arXiv 2504.13837);
+- `plot_band`: one seed band (mean line, min–max shade) from a `seed_bands`-style frame
+  (columns step, mean, lo, hi), the building block of the multi-seed comparisons (notebooks 01, 02).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def plot_training_run(history: Sequence[Mapping], before: float, after: float, method: str):
+    """Left: the mean batch reward per RL step; right: held-out greedy accuracy at step 0 (`before`) and at
+    every step whose history entry has `eval_accuracy`.
+
+    Args:
+        history: one dict per step with `step`, `reward_mean` and (on evaluation steps) `eval_accuracy`.
+        before, after: held-out greedy accuracy of the base and of the final policy (for the title).
+    Returns:
+        the Figure.
+    """
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax1.plot([h["step"] for h in history], [h.get("reward_mean", float("nan")) for h in history], lw=1, alpha=0.6,
+             label="batch reward")
+    ax1.set(xlabel="RL step", ylabel="mean reward (exact match)", title="Training reward")
+    curve = [(h["step"], h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
+    ax2.plot([0] + [s for s, _ in curve], [before] + [a for _, a in curve], marker="o")
+    ax2.set(xlabel="RL step", ylabel="held-out greedy accuracy", ylim=(0, 1), title=f"{method}: {before:.0%} → {after:.0%} held-out")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sharpening(base, rl, *, method: str, pass_k: int, temperature: float):
+    """Left: greedy accuracy, pass@1 and pass@`pass_k` of the base and the RL model (bars labelled with the
+    change in points); right: pass@k over every k both measured (log k axis), greedy accuracy dotted.
+
+    Args:
+        base, rl: evaluation results with `.accuracy`, `.n` and `.pass_at_k` ({k: value}, same k for both).
+    Returns:
+        the Figure.
+    """
+    ks = list(base.pass_at_k)
+    names = ["greedy", f"pass@1 (T={temperature})", f"pass@{pass_k}"]
+    before = [base.accuracy, base.pass_at_k[1], base.pass_at_k[pass_k]]
+    after = [rl.accuracy, rl.pass_at_k[1], rl.pass_at_k[pass_k]]
+    fig, (ax, axk) = plt.subplots(1, 2, figsize=(10, 3.4))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], before, width=0.4, label="base")
+    ax.bar([x + 0.2 for x in xs], after, width=0.4, label=method)
+    for x, (b, a) in enumerate(zip(before, after)):
+        ax.annotate(f"{100 * (a - b):+.1f} pts", (x + 0.2, a), ha="center", va="bottom", fontsize=8)
+    ax.set(xticks=list(xs), xticklabels=names, ylim=(0, 1), ylabel=f"held-out accuracy ({base.n} problems)",
+           title="RL sharpens: greedy rises toward the base model's pass@k")
+    ax.legend()
+    for name, e in (("base", base), (method, rl)):
+        axk.plot(ks, [e.pass_at_k[k] for k in ks], marker="o", label=f"{name} pass@k")
+        axk.axhline(e.accuracy, ls=":", lw=1, color=axk.lines[-1].get_color(), label=f"{name} greedy")
+    axk.set(xscale="log", xticks=ks, xticklabels=[str(k) for k in ks], ylim=(0, 1), xlabel=f"k (T={temperature})",
+            ylabel="pass@k", title="pass@k before and after RL")
+    axk.minorticks_off()
+    axk.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_band(ax, band: pd.DataFrame, color, label: str, *, alpha: float = 0.2, marker_below: int = 12):
+    """The seed mean of one run as a line (markers when it has fewer than `marker_below` points) and its
+    min–max over seeds as a shade of opacity `alpha`. `band`: columns step, mean, lo, hi (one row per step)."""
+    ax.plot(band["step"], band["mean"], color=color, marker="o" if len(band) < marker_below else None, ms=3, label=label)
+    ax.fill_between(band["step"], band["lo"], band["hi"], color=color, alpha=alpha, lw=0)
+    return ax
