@@ -7,7 +7,7 @@ notebook). A notebook calls its module and `workbench.viz`, and nothing else.
 | 01_delta_logp | `delta_logp.py` |
 | 02_fipo | `fipo.py` |
 | 03_tor | `tor.py` |
-| 09_phsa | `phsa.py` |
+| 09_phsa | `phsa.py` (+ `phsa_niah.py`: sparse fine-tuning and NIAH) |
 
 `compare.py` is the one multi-seed comparison loop the RL notebooks share; `presets.py` resolves a
 notebook's preset table against its parameters.
