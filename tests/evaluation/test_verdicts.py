@@ -82,3 +82,18 @@ def test_results_record_a_verdict_and_its_numbers(tmp_path, monkeypatch):
     assert "verdict" not in out[1] and out[1]["holds"] is True
     with pytest.raises(ValueError, match="needs holds"):
         r.claim("z", "no decision", paper=1, measured=1)
+
+
+def test_threshold_and_range_claims():
+    from workbench.evaluation.verdicts import decide_range, decide_threshold
+
+    assert decide_threshold([0.20, 0.21, 0.19, 0.22], 0.15).verdict == "holds"
+    assert decide_threshold([0.10, 0.11, 0.09, 0.12], 0.15).verdict == "refuted"
+    v = decide_threshold([0.10, 0.20, 0.14, 0.18], 0.15)
+    assert v.verdict == "inconclusive" and (v.budget is None or v.budget >= 4)
+    acc = [1.0] * 35 + [0.0] * 65  # 35 % of 100: CI ≈ [0.25, 0.45]
+    assert decide_range(acc, 0.2, 0.5).verdict == "holds"
+    assert decide_range([1.0] * 90 + [0.0] * 10, 0.2, 0.5).verdict == "refuted"
+    assert decide_range([1.0] * 48 + [0.0] * 52, 0.2, 0.5).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="lo < hi"):
+        decide_range(acc, 0.5, 0.2)

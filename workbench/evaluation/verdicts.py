@@ -165,3 +165,51 @@ def decide_paired(treatment: Sequence[float], control: Sequence[float], sesoi: f
                   baseline_learned: bool = True) -> Verdict:
     """`decide` on `paired_differences(treatment, control, direction)`."""
     return decide(paired_differences(treatment, control, direction), sesoi, baseline_learned=baseline_learned)
+
+
+def decide_threshold(diffs: Sequence[float], threshold: float, *, baseline_learned: bool = True,
+                     level: float = 0.95) -> Verdict:
+    """A claim that the mean paired difference reaches `threshold` ("raises accuracy by ≥ 15 points"):
+    holds when the CI lies above the threshold, refuted when it lies below, inconclusive otherwise (the
+    SESOI is the threshold itself; `budget` = pairs that would make the CI's half-width the distance to it)."""
+    diffs = [float(d) for d in diffs]
+    if not diffs or any(not math.isfinite(d) for d in diffs):
+        raise ValueError(f"a verdict needs finite paired differences, got {diffs!r}")
+    n, effect = len(diffs), math.fsum(diffs) / len(diffs)
+    if n < 2:
+        return Verdict("inconclusive", effect, float("nan"), (float("nan"), float("nan")), n, float("inf"), threshold,
+                       "one pair: no variance to judge by")
+    se = paired_se(diffs)
+    t = t_quantile(0.5 + level / 2, n - 1)
+    ci = (effect - t * se, effect + t * se)
+    mde = (t + Z_POWER) * se
+    if not baseline_learned:
+        return Verdict("inconclusive", effect, se, ci, n, mde, threshold, "the baseline did not learn (gain not above 2 SE)")
+    if ci[0] > threshold:
+        return Verdict("holds", effect, se, ci, n, mde, threshold, f"95 % CI above the threshold {threshold:g}")
+    if ci[1] < threshold:
+        return Verdict("refuted", effect, se, ci, n, mde, threshold, f"95 % CI below the threshold {threshold:g}")
+    gap = abs(effect - threshold)
+    budget = math.ceil(n * (t * se / gap) ** 2) if gap > 0 else None
+    return Verdict("inconclusive", effect, se, ci, n, mde, threshold, f"95 % CI contains the threshold {threshold:g}", budget)
+
+
+def decide_range(outcomes: Sequence[float], lo: float, hi: float, *, level: float = 0.95) -> Verdict:
+    """A claim that a mean of per-problem outcomes (e.g. 0/1 correctness) lies in [lo, hi] ("partial accuracy,
+    20–50 %"): holds when the CI lies inside, refuted when it lies wholly outside, inconclusive otherwise.
+    `effect` is the mean; `sesoi` is reported as the band's half-width."""
+    vals = [float(v) for v in outcomes]
+    if len(vals) < 2 or any(not math.isfinite(v) for v in vals):
+        raise ValueError(f"a range verdict needs at least two finite outcomes, got {len(vals)}")
+    if not lo < hi:
+        raise ValueError(f"the range must have lo < hi, got [{lo}, {hi}]")
+    n, mean = len(vals), math.fsum(vals) / len(vals)
+    se = paired_se(vals)
+    t = t_quantile(0.5 + level / 2, n - 1)
+    ci = (mean - t * se, mean + t * se)
+    mde, half = (t + Z_POWER) * se, (hi - lo) / 2
+    if lo <= ci[0] and ci[1] <= hi:
+        return Verdict("holds", mean, se, ci, n, mde, half, f"95 % CI inside [{lo:g}, {hi:g}]")
+    if ci[1] < lo or ci[0] > hi:
+        return Verdict("refuted", mean, se, ci, n, mde, half, f"95 % CI outside [{lo:g}, {hi:g}]")
+    return Verdict("inconclusive", mean, se, ci, n, mde, half, f"95 % CI straddles an edge of [{lo:g}, {hi:g}]")
