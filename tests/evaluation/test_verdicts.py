@@ -97,3 +97,16 @@ def test_threshold_and_range_claims():
     assert decide_range([1.0] * 48 + [0.0] * 52, 0.2, 0.5).verdict == "inconclusive"
     with pytest.raises(ValueError, match="lo < hi"):
         decide_range(acc, 0.5, 0.2)
+
+
+def test_unpaired_welch_against_a_float64_reference():
+    from workbench.evaluation.verdicts import decide_unpaired
+
+    t, c = [0.9, 0.8, 1.0, 0.85, 0.95], [0.5, 0.7, 0.4, 0.6]
+    v = decide_unpaired(t, c, sesoi=0.05)
+    a, b = np.var(t, ddof=1) / 5, np.var(c, ddof=1) / 4
+    df = (a + b) ** 2 / (a ** 2 / 4 + b ** 2 / 3)
+    assert v.se == pytest.approx(math.sqrt(a + b), rel=1e-12) and v.n == 9
+    assert v.ci[0] == pytest.approx(np.mean(t) - np.mean(c) - t_quantile(0.975, df) * math.sqrt(a + b), rel=1e-9)
+    assert v.verdict == "holds"
+    assert decide_unpaired([0.5, 0.6], [0.5], sesoi=0.05).verdict == "inconclusive"

@@ -213,3 +213,37 @@ def decide_range(outcomes: Sequence[float], lo: float, hi: float, *, level: floa
     if ci[1] < lo or ci[0] > hi:
         return Verdict("refuted", mean, se, ci, n, mde, half, f"95 % CI outside [{lo:g}, {hi:g}]")
     return Verdict("inconclusive", mean, se, ci, n, mde, half, f"95 % CI straddles an edge of [{lo:g}, {hi:g}]")
+
+
+def decide_unpaired(treatment: Sequence[float], control: Sequence[float], sesoi: float, *, direction: int = 1,
+                    baseline_learned: bool = True, level: float = 0.95) -> Verdict:
+    """`decide`'s rule for two independent samples (no pairing possible, e.g. a model's full chains vs its early
+    stops): effect = direction · (mean_t − mean_c), Welch's se = √(s_t²/n_t + s_c²/n_c) and the
+    Welch–Satterthwaite degrees of freedom; n = n_t + n_c."""
+    t_vals, c_vals = [float(v) for v in treatment], [float(v) for v in control]
+    if len(t_vals) < 2 or len(c_vals) < 2:
+        return Verdict("inconclusive", float("nan"), float("nan"), (float("nan"), float("nan")), len(t_vals) + len(c_vals),
+                       float("inf"), sesoi, f"too few values to compare ({len(t_vals)} vs {len(c_vals)})")
+    if not sesoi > 0:
+        raise ValueError(f"the smallest effect size of interest must be > 0, got {sesoi}")
+    var = lambda v: math.fsum((x - math.fsum(v) / len(v)) ** 2 for x in v) / (len(v) - 1)  # noqa: E731
+    a, b = var(t_vals) / len(t_vals), var(c_vals) / len(c_vals)
+    effect = direction * (math.fsum(t_vals) / len(t_vals) - math.fsum(c_vals) / len(c_vals))
+    se = math.sqrt(a + b)
+    n = len(t_vals) + len(c_vals)
+    if se == 0:
+        df = n - 2
+    else:
+        df = (a + b) ** 2 / (a ** 2 / (len(t_vals) - 1) + b ** 2 / (len(c_vals) - 1)) if (a or b) else n - 2
+    t = t_quantile(0.5 + level / 2, max(df, 1.0))
+    ci, mde = (effect - t * se, effect + t * se), (t + Z_POWER) * se
+    scale = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else n
+    if not baseline_learned:
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", scale)
+    if ci[0] > 0:
+        return Verdict("holds", effect, se, ci, n, mde, sesoi, "95 % CI above 0 (Welch, unpaired)")
+    if ci[1] < 0:
+        return Verdict("refuted", effect, se, ci, n, mde, sesoi, "95 % CI below 0: the opposite direction (Welch, unpaired)")
+    if ci[1] < sesoi:
+        return Verdict("refuted", effect, se, ci, n, mde, sesoi, f"95 % CI below the SESOI {sesoi:g} (Welch, unpaired)")
+    return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, f"95 % CI spans 0 and the SESOI (MDE {mde:.3g}; Welch, unpaired)", scale)
