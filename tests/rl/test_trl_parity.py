@@ -26,7 +26,7 @@ trl_grpo = pytest.importorskip("trl.trainer.grpo_trainer", reason="trl is not im
 trl_rloo = pytest.importorskip("trl.trainer.rloo_trainer", reason="trl is not importable")
 
 from workbench.rl.advantages import compute_advantages  # noqa: E402
-from workbench.rl.losses import LossConfig, policy_loss  # noqa: E402
+from workbench.rl.losses import policy_loss  # noqa: E402
 from workbench.rl.methods import loss_preset  # noqa: E402
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 
-import torch
 
 from workbench.evaluation import evaluate
 from workbench.models.tiny import tiny_causal_lm

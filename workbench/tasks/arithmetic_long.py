@@ -22,7 +22,6 @@ from __future__ import annotations
 import random
 import re
 
-from workbench.tasks import arithmetic
 from workbench.tasks.arithmetic import ArithmeticProblem
 
 #: the held-out split of the length-demanding setting (seed disjoint from every training stream)
