@@ -110,3 +110,12 @@ def test_unpaired_welch_against_a_float64_reference():
     assert v.ci[0] == pytest.approx(np.mean(t) - np.mean(c) - t_quantile(0.975, df) * math.sqrt(a + b), rel=1e-9)
     assert v.verdict == "holds"
     assert decide_unpaired([0.5, 0.6], [0.5], sesoi=0.05).verdict == "inconclusive"
+
+
+def test_zero_variance_is_inconclusive_not_a_point_ci():
+    from workbench.evaluation.verdicts import decide_threshold, decide_unpaired
+
+    assert decide([0.0] * 16, sesoi=0.02).verdict == "inconclusive"
+    assert decide([0.05] * 4, sesoi=0.02).verdict == "inconclusive"
+    assert decide_threshold([0.2] * 3, 0.15).verdict == "inconclusive"
+    assert decide_unpaired([0.0] * 5, [0.0] * 5, sesoi=0.02).verdict == "inconclusive"

@@ -12,7 +12,8 @@ and, for a smallest effect size of interest (SESOI, stated with the claim before
 - **refuted** when the CI lies below the SESOI (an equivalence / non-superiority test, TOST-style: any effect
   is smaller than what would matter) or entirely below 0 (the opposite direction);
 - **inconclusive** otherwise — and always when the baseline did not learn (its own gain over the base is
-  not above 2 SE: then nothing was compared) or when n < 2 (no variance to judge by).
+  not above 2 SE: then nothing was compared), when n < 2, or when every pair is the same (zero variance: a
+  point CI would overstate what n tied pairs show).
 
 For an inconclusive claim `budget` says how many pairs would bring the MDE down to the SESOI at the
 measured variance: n' = n · (MDE / SESOI)², rounded up.
@@ -149,7 +150,9 @@ def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = Tru
     t = t_quantile(0.5 + level / 2, n - 1)
     ci = (effect - t * se, effect + t * se)
     mde = (t + Z_POWER) * se
-    budget = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else n
+    budget = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else None
+    if se <= 1e-12 * max(1.0, abs(effect)):  # every pair the same (e.g. all ties of 0/1 outcomes): a point CI overstates what n pairs show
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "zero variance: a point CI, nothing to judge by")
     if not baseline_learned:
         return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", budget)
     if ci[0] > 0:
@@ -183,6 +186,8 @@ def decide_threshold(diffs: Sequence[float], threshold: float, *, baseline_learn
     t = t_quantile(0.5 + level / 2, n - 1)
     ci = (effect - t * se, effect + t * se)
     mde = (t + Z_POWER) * se
+    if se <= 1e-12 * max(1.0, abs(effect)):
+        return Verdict("inconclusive", effect, se, ci, n, mde, threshold, "zero variance: a point CI, nothing to judge by")
     if not baseline_learned:
         return Verdict("inconclusive", effect, se, ci, n, mde, threshold, "the baseline did not learn (gain not above 2 SE)")
     if ci[0] > threshold:
@@ -237,7 +242,9 @@ def decide_unpaired(treatment: Sequence[float], control: Sequence[float], sesoi:
         df = (a + b) ** 2 / (a ** 2 / (len(t_vals) - 1) + b ** 2 / (len(c_vals) - 1)) if (a or b) else n - 2
     t = t_quantile(0.5 + level / 2, max(df, 1.0))
     ci, mde = (effect - t * se, effect + t * se), (t + Z_POWER) * se
-    scale = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else n
+    scale = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else None
+    if se <= 1e-12 * max(1.0, abs(effect)):
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "zero variance: a point CI, nothing to judge by")
     if not baseline_learned:
         return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", scale)
     if ci[0] > 0:

@@ -8,6 +8,10 @@ RL rollouts, (2) token replacement (the base decodes, the RL token is taken at t
 first), (3) extrapolation log π̃ = log π_RL + λ (log π_RL − log π_base), (4) DAPO with the `low_prob` token
 weight Ã_t = [1 + α (1 − p_old(y_t))] · A_t against plain DAPO. The analyses are `workbench.analysis.delta_logp`,
 the weight `workbench.rl.weights.low_prob`; this module holds the notebook's experiments and its presets.
+
+The claims' verdicts (`record_claims`) are paired: replacement budgets by prompt shard, extrapolation by held-out
+problem, the reweighting runs by seed; SESOIs 0.02 of the token budget and 2 accuracy points, justified in
+`workbench.experiments.dlp_fipo_claims`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import delta_logp as dlp
+from workbench.experiments import dlp_fipo_claims
 from workbench.experiments.compare import compare_methods, seed_bands
 from workbench.experiments.presets import Params, Presets
 from workbench.models.zoo import load_model
@@ -162,7 +167,7 @@ def rollout_view(stats: TokenStatistics, show_rollout: int | None = None) -> One
 class Replacement:
     """Replacement curves over `n_seeds` disjoint prompt shards. `summary`: one row per (selector, budget, seed);
     `reach` / `reach90`: budget at which each selector's seed-mean accuracy reaches the RL accuracy / 90 % of the
-    base→RL gap (NaN: never); `fewest`: whether Δlog p needs fewer replacements than entropy and KL."""
+    base→RL gap (NaN: never); `reach_measured`: `reach` for the claim (None: never)."""
 
     summary: pd.DataFrame
     base_acc: float
@@ -172,7 +177,6 @@ class Replacement:
     n_seeds: int
     metrics: dict
     reach_measured: dict
-    fewest: bool
     report: str
 
 
@@ -189,20 +193,19 @@ def replacement(m: Models, P: Params) -> Replacement:
                "budget_to_reach_rl_accuracy": reach.round(4).to_dict(), "budget_to_reach_90pct_of_gap": reach90.round(4).to_dict(),
                "replacement_curve": summary.groupby(["selector", "budget"])[["accuracy", "changed_frac"]].mean()
                .round(4).reset_index().to_dict(orient="records")}
-    inf = {k: float("inf") if np.isnan(v) else float(v) for k, v in reach.items()}  # never reached = infinitely many
-    fewest = rl_acc > base_acc and inf["delta_logp"] < min(inf["entropy"], inf["kl"])
     report = (f"greedy accuracy on {P.n_replace} held-out problems: base {base_acc:.1%}, RL {rl_acc:.1%}\n"
               "budget needed to reach the RL accuracy (interpolated): " + ", ".join(f"{k} {v:.3f}" for k, v in reach.items())
               + "\nbudget needed to close 90% of the gap: " + ", ".join(f"{k} {v:.3f}" for k, v in reach90.items()))
     measured = {k: (None if np.isnan(v) else round(float(v), 4)) for k, v in reach.items()}
-    return Replacement(summary, base_acc, rl_acc, reach, reach90, P.replace_seeds, metrics, measured, fewest, report)
+    return Replacement(summary, base_acc, rl_acc, reach, reach90, P.replace_seeds, metrics, measured, report)
 
 
 # --------------------------------------------------------------------------------------------- 3. extrapolation
 @dataclass
 class Extrapolation:
     """Greedy accuracy per λ (`accuracy`, indexed by λ) with its binomial standard error `se` = √(a(1 − a)/n);
-    `gain`: `dlp.best_lambda_gain` (best λ > 0 against λ = 0, paired SE); `helps`: gain > max(paired SE, 0)."""
+    `gain`: `dlp.best_lambda_gain` (best λ > 0 against λ = 0, paired SE); `sweep`: the per-(λ, problem) scores
+    of `dlp.extrapolation_sweep`, which the claim pairs by problem."""
 
     accuracy: pd.Series
     se: pd.Series
@@ -210,7 +213,7 @@ class Extrapolation:
     gain: dict
     metrics: dict
     gain_measured: dict
-    helps: bool
+    sweep: pd.DataFrame
 
 
 def extrapolation(m: Models, P: Params) -> Extrapolation:
@@ -221,8 +224,7 @@ def extrapolation(m: Models, P: Params) -> Extrapolation:
     gain = dlp.best_lambda_gain(sweep, ref=0.0)
     metrics = {"accuracy_vs_lambda": {float(k): float(v) for k, v in acc.items()}, "best_lambda": gain}
     measured = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in gain.items()}
-    return Extrapolation(acc, np.sqrt(acc * (1 - acc) / P.n_lambda), P.n_lambda, gain, metrics, measured,
-                         gain["gain"] > max(gain["paired_se"], 0.0))
+    return Extrapolation(acc, np.sqrt(acc * (1 - acc) / P.n_lambda), P.n_lambda, gain, metrics, measured, sweep)
 
 
 # --------------------------------------------------------------------------------------------- 4. reweighting
@@ -275,8 +277,7 @@ def reweighting_comparison(base_model, tokenizer, task, *, seeds: Sequence[int],
 @dataclass
 class Reweighting:
     """The reweighting comparison with its summaries: `final` (mean, std, min, max, count of the final
-    accuracy per variant), `bands` (`seed_bands` of eval_accuracy per variant), the claim's `measured` and
-    `low_prob_wins` (seed mean of DAPO + low_prob above DAPO's, over at least 3 seeds)."""
+    accuracy per variant), `bands` (`seed_bands` of eval_accuracy per variant) and the claim's `measured`."""
 
     result: ReweightingResult
     final: pd.DataFrame
@@ -284,7 +285,6 @@ class Reweighting:
     eval_n: int
     metrics: dict
     measured: dict
-    low_prob_wins: bool
 
 
 def reweighting(m: Models, P: Params) -> Reweighting:
@@ -297,7 +297,13 @@ def reweighting(m: Models, P: Params) -> Reweighting:
     metrics = {"reweighting_runs": res.runs.to_dict(orient="records"), "reweighting_start_accuracy": res.start_accuracy}
     measured = {name: {"mean": round(float(final.loc[name, "mean"]), 4), "std": round(float(np.nan_to_num(final.loc[name, "std"])), 4),
                        "seeds": int(final.loc[name, "count"])} for name in final.index}
-    wins = P.rw_seeds >= 3 and final.loc["dapo + low_prob", "mean"] > final.loc["dapo", "mean"]
     return Reweighting(res, final, seed_bands(res.curves, "eval_accuracy", by="variant"), P.rw_config["eval_n"], metrics,
-                       measured, bool(wins))
+                       measured)
+
+
+# --------------------------------------------------------------------------------------------- claims
+def record_claims(results, rep: Replacement, ext: Extrapolation, rw: Reweighting, P: Params) -> None:
+    """The notebook's three claims with their verdicts: `dlp_fipo_claims.delta_logp_claims` (its docstring
+    gives each claim's pairing and SESOI)."""
+    dlp_fipo_claims.delta_logp_claims(results, rep, ext, rw, P)
 

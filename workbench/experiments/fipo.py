@@ -7,6 +7,9 @@ arithmetic setting (`workbench.tasks.arithmetic_long`). The method is the `fipo`
 
 FIPO's weight, with Δ_k = clamp(log π_θ(y_k) − log π_old(y_k), −20, 20) and γ = 2^(−1/decay_rate):
     FutureKL_t = Σ_{k ≥ t} γ^(k−t) · 1[Δ_k ≤ log c] · Δ_k,   f_t = clip(exp(FutureKL_t), 0.8, 1.2),   Ã_t = f_t · A_t.
+
+Claims (`record_claims`, `dlp_fipo_claims`): FIPO vs DAPO paired by seed, SESOI 2 points / 1 token; the base's
+full chains vs early stops unpaired (Welch).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.experiments import dlp_fipo_claims
 from workbench.experiments.compare import Comparison, compare_final, compare_methods, evaluate_heldout, seed_bands
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
@@ -109,7 +113,7 @@ def load(P: Params) -> Setup:
 @dataclass
 class LengthProbe:
     """The base's sampled responses grouped by operations left to do in the head (1 = the full chain; 3 = 3+).
-    `by_length`: per group share of responses, accuracy and mean tokens (EOS included)."""
+    `by_length`: per group share, accuracy, mean tokens (EOS included); `responses`: in_head, correct, tokens per sample."""
 
     by_length: pd.DataFrame
     accuracy: float
@@ -119,6 +123,7 @@ class LengthProbe:
     share_stopped: float
     metrics: dict
     summary: str
+    responses: pd.DataFrame
 
 
 def length_probe(s: Setup, P: Params) -> LengthProbe:
@@ -140,7 +145,7 @@ def length_probe(s: Setup, P: Params) -> LengthProbe:
                "base_share_stopped_early": share_stopped}
     summary = (f"base, {K_PROBE} samples per problem: accuracy {probe['accuracy']:.1%}, mean length {probe['length']:.1f} "
                f"tokens; full chain {acc_full:.1%} vs stopped early {acc_stopped:.1%} ({share_stopped:.0%} of responses)")
-    return LengthProbe(by_length, probe["accuracy"], probe["length"], acc_full, acc_stopped, share_stopped, metrics, summary)
+    return LengthProbe(by_length, probe["accuracy"], probe["length"], acc_full, acc_stopped, share_stopped, metrics, summary, rows)
 
 
 @dataclass
@@ -148,7 +153,7 @@ class MethodComparison:
     """DAPO vs FIPO over `seeds(P)`. `comparison`: the `compare_methods` output (curves, final, snapshots);
     `bands`: {metric: `seed_bands` per run} for eval_accuracy, eval_length and the 5-step rolling mean of the
     rollout length; `accuracy` / `length` (rollout length over the last quarter of the steps) / `heldout_length`:
-    `compare_final` FIPO − DAPO (seed means, difference, its standard error, `clear`)."""
+    `compare_final` FIPO − DAPO (seed means, difference, its standard error, `clear`), from `rollout_length` per (run, seed)."""
 
     comparison: Comparison
     bands: dict
@@ -158,6 +163,7 @@ class MethodComparison:
     base_accuracy: float
     metrics: dict
     report: str
+    rollout_length: pd.DataFrame
 
 
 def dapo_vs_fipo(s: Setup, P: Params) -> MethodComparison:
@@ -175,8 +181,8 @@ def dapo_vs_fipo(s: Setup, P: Params) -> MethodComparison:
              "response_length_smooth": seed_bands(rollout, "response_length_smooth")}
     acc = compare_final(final, "eval_accuracy", "FIPO", "DAPO")
     last_quarter = curves[(curves["step"] > 0.75 * P.steps) & curves["response_length"].notna()]
-    length = compare_final(last_quarter.groupby(["run", "seed"], as_index=False)["response_length"].mean(),
-                           "response_length", "FIPO", "DAPO")
+    rollout_length = last_quarter.groupby(["run", "seed"], as_index=False)["response_length"].mean()
+    length = compare_final(rollout_length, "response_length", "FIPO", "DAPO")
     heldout_length = compare_final(final, "eval_length", "FIPO", "DAPO")
     weights_seen = curves[(curves["run"] == "FIPO") & curves["weight_mean"].notna()]["weight_mean"]
     base_acc = float(final["base_accuracy"].iloc[0])
@@ -193,7 +199,12 @@ def dapo_vs_fipo(s: Setup, P: Params) -> MethodComparison:
                  if acc["diff"] > 0 and acc["FIPO"] <= base_acc else "")
               + f"\nrollout length, last quarter  FIPO − DAPO = {length['diff']:+.2f} ± {length['se']:.2f} tokens"
               f"\nheld-out length  FIPO − DAPO = {heldout_length['diff']:+.2f} ± {heldout_length['se']:.2f} tokens")
-    return MethodComparison(cmp, bands, acc, length, heldout_length, base_acc, metrics, report)
+    return MethodComparison(cmp, bands, acc, length, heldout_length, base_acc, metrics, report, rollout_length)
+
+
+def record_claims(results, probe: LengthProbe, mc: MethodComparison, P: Params) -> None:
+    """The notebook's three claims with their verdicts: `dlp_fipo_claims.fipo_claims` (pairing and SESOIs)."""
+    dlp_fipo_claims.fipo_claims(results, probe, mc, P)
 
 
 @dataclass

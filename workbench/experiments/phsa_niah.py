@@ -12,7 +12,7 @@ Accuracy is greedy exact match through the one evaluator (`workbench.evaluation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from workbench.attention import disable_sparse_attention, enable_sparse_attention
@@ -38,6 +38,8 @@ class NIAH:
         per_selector: {name: {"before", "after", "sparsity", "final_loss"}} (dense runs at sparsity 0).
         histories: {name: SFT history, one dict per logged step with "step" and "loss"}.
         predictions: {name: greedy completions after fine-tuning}, aligned with `examples`.
+        correct: {name: per-example greedy correctness after fine-tuning (`EvalResult.correct`)}, aligned
+            with `examples` (the same held-out documents for every name: the unit of the paired NIAH claim).
         examples: the held-out `HaystackExample`s; sparsity: the shared sparsity at `top_k` and `length`.
     """
 
@@ -50,6 +52,7 @@ class NIAH:
     top_k: int
     kind: str
     steps: int
+    correct: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """The NIAH results as results.json records them."""
@@ -79,7 +82,7 @@ def sparse_niah(run: Setup, P: Params, log=print) -> NIAH:
     task = haystack.niah_task(P.niah_kind, P.ft_length)
     if log:
         log(f"NIAH at {P.ft_length} characters, top-K {P.ft_top_k}: sparsity {sparsity:.2%}")
-    per, histories, predictions = {}, {}, {}
+    per, histories, predictions, correct = {}, {}, {}, {}
     for name in P.ft_selectors:
         cfg = run.cfg.replace(selector=name, top_k=P.ft_top_k)
         enable_sparse_attention(run.lm, cfg)
@@ -89,11 +92,12 @@ def sparse_niah(run: Setup, P: Params, log=print) -> NIAH:
         sft_cfg = SFTConfig(steps=P.ft_steps, lr=P.ft_lr, warmup_steps=min(5, P.ft_steps), log_every=1)
         tuned, histories[name] = sparse_finetune(run.lm, cfg, batches, sft_cfg, desc=f"sparse SFT {name}")
         after = niah_accuracy(tuned, tok, task, examples)
-        predictions[name] = after.completions
+        predictions[name], correct[name] = after.completions, [bool(c) for c in after.correct]
         per[name] = {"before": before, "after": after.accuracy, "sparsity": 0.0 if name == "dense" else sparsity,
                      "final_loss": histories[name][-1]["loss"] if histories[name] else None}
         if log:
             log(f"{name:>10}: NIAH {before:.0%} -> {after.accuracy:.0%} after {P.ft_steps} steps "
                 f"(e.g. {after.completions[0]!r} for {examples[0].answer!r})")
         del tuned
-    return NIAH(per, histories, predictions, examples, sparsity, P.ft_length, P.ft_top_k, P.niah_kind, P.ft_steps)
+    return NIAH(per, histories, predictions, examples, sparsity, P.ft_length, P.ft_top_k, P.niah_kind, P.ft_steps,
+                correct)

@@ -26,7 +26,8 @@ import torch
 
 from workbench.analysis.perturbation import (ImageAttention, TokenTypes, classify_tokens, image_attention,
                                              visual_dependency)
-from workbench.experiments.compare import compare_final, compare_methods
+from workbench.evaluation.verdicts import Verdict, decide_paired, learned
+from workbench.experiments.compare import compare_methods
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
 from workbench.models.zoo import load_model
@@ -240,28 +241,69 @@ def ablation(run: Setup, P: Params) -> Ablation:
                     float(final["eval_top_answer_share"].mean()), summary, float(final["seconds"].mean()))
 
 
+#: smallest effect of interest of every accuracy claim: 2 points of held-out greedy accuracy
+SESOI_ACCURACY = 0.02
+
+
+def _per_seed(final: pd.DataFrame, run: str, metric: str = "eval_accuracy") -> dict[int, float]:
+    """{seed: `metric`} of one run's final rows (empty when the run has none)."""
+    rows = final.loc[final["run"] == run]
+    return {int(s): float(v) for s, v in zip(rows["seed"], rows[metric])}
+
+
+def _mean(values: dict[int, float], seeds: list[int]) -> float:
+    return round(sum(values[s] for s in seeds) / len(seeds), 4) if seeds else float("nan")
+
+
+def _no_pairs(reason: str) -> Verdict:
+    return Verdict("inconclusive", float("nan"), float("nan"), (float("nan"), float("nan")), 0, float("inf"),
+                   SESOI_ACCURACY, reason)
+
+
 def claims(abl: Ablation) -> list[dict]:
-    """The paper's claims per base method M, decided by `compare_final` on final accuracy (difference of
-    seed means > its standard error): M perception-only < M full, M reasoning-only < M full, M ToR > M full.
+    """The paper's claims per base method M, each a paired comparison of final held-out greedy accuracy
+    over the seeds both runs share (same seed = same prompts, same base, same held-out questions), signed
+    in the paper's direction, SESOI 2 points (`SESOI_ACCURACY`), decided by `verdicts.decide`:
+
+    - `<m>_perception_only_below_full`: M full − M perception-only > 0;
+    - `<m>_reasoning_only_below_full`: M full − M reasoning-only > 0;
+    - `<m>_tor_beats_full`: M ToR − M full > 0.
+
+    Every comparison involves M full, so none decides anything unless M full learned: its per-seed gain
+    over the base model's accuracy must be above 2 SE (`verdicts.learned`); otherwise the claim is
+    inconclusive (RL that ends below the base compared nothing). One seed is always inconclusive.
 
     Returns:
-        [{"id", "claim", "paper", "measured", "holds"}], the arguments of `Results.claim`.
+        [{"id", "claim", "paper", "measured", "verdict"}], the arguments of `Results.claim`; `measured`
+        holds both runs' seed means and per-seed values, the paired effect and M full's gain, in points.
     """
     out = []
     for m in abl.methods:
         M = m.upper()
-        for v in ("perception-only", "reasoning-only"):
-            c = compare_final(abl.final, "eval_accuracy", f"{M} full", f"{M} {v}")
-            out.append(dict(id=f"{m}_{v.replace('-', '_')}_below_full",
-                            claim=f"on {M}, optimising only {v.split('-')[0]} tokens underperforms full optimisation",
-                            paper="holds (single-type variants below full)", measured=c, holds=c["clear"]))
-        c = compare_final(abl.final, "eval_accuracy", f"{M} ToR", f"{M} full")
-        out.append(dict(id=f"{m}_tor_beats_full", claim=f"on {M}, ToR reweighting beats full optimisation",
-                        paper="holds (ToR above GRPO/DAPO baselines)", measured=c, holds=c["clear"]))
+        full, base = _per_seed(abl.final, f"{M} full"), _per_seed(abl.final, f"{M} full", "base_accuracy")
+        gains = [full[s] - base[s] for s in sorted(full)]  # M full's gain over the base, per seed
+        full_learned = learned(gains)
+        tests = [(f"{m}_{v.replace('-', '_')}_below_full", f"{M} full", f"{M} {v}",
+                  f"on {M}, optimising only {v.split('-')[0]} tokens underperforms full optimisation",
+                  "holds (single-type variants below full)") for v in ("perception-only", "reasoning-only")]
+        tests.append((f"{m}_tor_beats_full", f"{M} ToR", f"{M} full", f"on {M}, ToR reweighting beats full optimisation",
+                      "holds (ToR above GRPO/DAPO baselines)"))
+        for cid, treat, ctrl, text, paper in tests:
+            t, c = _per_seed(abl.final, treat), _per_seed(abl.final, ctrl)
+            seeds = sorted(set(t) & set(c))
+            v = (decide_paired([t[s] for s in seeds], [c[s] for s in seeds], SESOI_ACCURACY, direction=1,
+                               baseline_learned=full_learned)
+                 if seeds else _no_pairs(f"no seed ran both {treat!r} and {ctrl!r}"))
+            measured = {treat: _mean(t, seeds), ctrl: _mean(c, seeds), "seeds": seeds,
+                        "per_seed": {treat: [round(t[s], 4) for s in seeds], ctrl: [round(c[s], 4) for s in seeds]},
+                        "effect_points": round(100 * v.effect, 2),
+                        "full_gain_over_base_points": round(100 * sum(gains) / len(gains), 2) if gains else float("nan")}
+            out.append({"id": cid, "claim": f"{text} (paired by seed, SESOI {100 * SESOI_ACCURACY:g} points of accuracy)",
+                        "paper": paper, "measured": measured, "verdict": v})
     return out
 
 
 def record_claims(results, abl: Ablation) -> None:
-    """Record every claim of `claims(abl)` in `results` (a `workbench.notebook.Results`)."""
+    """Record every claim of `claims(abl)`, with its verdict, in `results` (a `workbench.notebook.Results`)."""
     for c in claims(abl):
         results.claim(**c)
