@@ -126,6 +126,12 @@ class Verdict:
         return d
 
 
+def no_evidence(sesoi: float, reason: str, n: int = 0) -> Verdict:
+    """An inconclusive verdict with nothing measured behind it (no pairs, or a comparison that could not run)."""
+    nan = float("nan")
+    return Verdict("inconclusive", nan, nan, (nan, nan), n, float("inf"), sesoi, reason)
+
+
 def learned(gain: Sequence[float] | float, se: float | None = None) -> bool:
     """Whether a baseline learned: its gain over the base model is above 2 SE (per-seed gains, or a gain and its SE)."""
     if isinstance(gain, (int, float)):

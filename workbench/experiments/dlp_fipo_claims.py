@@ -35,33 +35,19 @@ from typing import Sequence
 import pandas as pd
 
 from workbench.analysis import delta_logp as dlp
-from workbench.evaluation.verdicts import Verdict, decide_paired, decide_unpaired, learned
+from workbench.evaluation.verdicts import Verdict, decide_paired, decide_unpaired, learned, no_evidence
 
 SESOI_ACCURACY = 0.02  # 2 accuracy points
 SESOI_BUDGET = 0.02  # 0.02 of the token budget (fraction of positions replaced)
 SESOI_LENGTH = 1.0  # 1 token of mean response length
-NAN = float("nan")
-
-
-def _no_units(sesoi: float, why: str) -> Verdict:
-    return Verdict("inconclusive", NAN, NAN, (NAN, NAN), 0, float("inf"), sesoi, why)
-
-
-def _degenerate(v: Verdict) -> Verdict:
-    """An inconclusive verdict where zero variance makes the CI a point (n ≥ 2, se 0 up to round-off)."""
-    if v.verdict != "inconclusive" and v.n >= 2 and v.se <= 1e-12 * max(1.0, abs(v.effect)):
-        return dataclasses.replace(v, verdict="inconclusive", budget=None,
-                                   reason="zero variance: a point CI, nothing to judge by")
-    return v
 
 
 def paired(treatment: Sequence[float], control: Sequence[float], sesoi: float, *, direction: int = 1,
            baseline_learned: bool = True) -> Verdict:
-    """`decide_paired`, inconclusive for no pairs or zero variance (see `_degenerate`)."""
+    """`decide_paired`, inconclusive for no pairs (zero variance is inconclusive in `decide` itself)."""
     if not len(treatment):
-        return _no_units(sesoi, "no pairs to compare")
-    return _degenerate(decide_paired(list(treatment), list(control), sesoi, direction=direction,
-                                     baseline_learned=baseline_learned))
+        return no_evidence(sesoi, "no pairs to compare")
+    return decide_paired(list(treatment), list(control), sesoi, direction=direction, baseline_learned=baseline_learned)
 
 
 def by_seed(frame: pd.DataFrame, value: str, treatment: str, control: str, run: str = "run") -> pd.DataFrame:
@@ -162,7 +148,7 @@ def fipo_claims(results, probe, mc, P) -> None:
     """
     rows = probe.responses
     full, stopped = rows.loc[rows["in_head"] == 1, "correct"], rows.loc[rows["in_head"] > 1, "correct"]
-    v = _degenerate(decide_unpaired(full.astype(float).tolist(), stopped.astype(float).tolist(), SESOI_ACCURACY))
+    v = decide_unpaired(full.astype(float).tolist(), stopped.astype(float).tolist(), SESOI_ACCURACY)
     results.claim("length_demanding_setting", "in our setting the base's full chains are right more often than its "
                   f"early stops (unpaired, Welch; SESOI {100 * SESOI_ACCURACY:g} points)",
                   paper="premise of the setting (longer chains needed)",

@@ -37,7 +37,7 @@ import torch
 from workbench.attention import SELECTORS, SparseAttentionConfig, punctuation_token_ids
 from workbench.attention.information_loss import (LOSS_METRICS, DenseTrace, dense_trace, information_loss_sweep,
                                                   relative_reduction)
-from workbench.evaluation.verdicts import Verdict, decide_paired, learned
+from workbench.evaluation.verdicts import decide_paired, learned, no_evidence
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import build_tokenizer
 from workbench.models.zoo import RECIPES, load_model
@@ -232,11 +232,6 @@ def per_document_loss(run: Setup, sweep: Sweep, head: Headline) -> dict[str, lis
     return out
 
 
-def _inconclusive(reason: str, sesoi: float, n: int = 0) -> Verdict:
-    nan = float("nan")
-    return Verdict("inconclusive", nan, nan, (nan, nan), n, float("inf"), sesoi, reason)
-
-
 def record_claims(results, run: Setup, sweep: Sweep, head: Headline, niah: NIAH, P: Params) -> None:
     """Record the paper's two claims in `results` (a `workbench.notebook.Results`) with their verdicts (see
     the module docstring: SESOIs, pairing). Runs each headline document alone through both selectors."""
@@ -245,7 +240,7 @@ def record_claims(results, run: Setup, sweep: Sweep, head: Headline, niah: NIAH,
     scale = sum(base) / len(base) if base else 0.0
     v = (decide_paired([100 * b / scale for b in base], [100 * o / scale for o in ours], SESOI_LOSS_PCT, direction=1)
          if scale > 0 and len(base) == len(ours) else
-         _inconclusive(f"InfLLM v2's mean {head.metric} is {scale:g}: no loss to reduce", SESOI_LOSS_PCT, len(base)))
+         no_evidence(SESOI_LOSS_PCT, f"InfLLM v2's mean {head.metric} is {scale:g}: no loss to reduce", len(base)))
     results.claim("phsa_less_information_loss",
                   f"PHSA loses less information ({head.metric}) than InfLLM v2 at >= {P.min_sparsity:.0%} sparsity "
                   f"(relative reduction, %; ours at {head.sparsity:.1%}, {head.length} tokens, top-{head.top_k}; "
@@ -258,7 +253,7 @@ def record_claims(results, run: Setup, sweep: Sweep, head: Headline, niah: NIAH,
     ours, base = ([float(c) for c in niah.correct[name]] for name in (BETTER, BASELINE))
     floor = not (learned(ours) or learned(base))
     if not ours or len(ours) != len(base):
-        v = _inconclusive(f"no paired NIAH documents ({len(ours)} vs {len(base)})", SESOI_NIAH)
+        v = no_evidence(SESOI_NIAH, f"no paired NIAH documents ({len(ours)} vs {len(base)})")
     else:
         v = decide_paired(ours, base, SESOI_NIAH, direction=1, baseline_learned=not floor)
         if floor:

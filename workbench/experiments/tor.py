@@ -26,7 +26,7 @@ import torch
 
 from workbench.analysis.perturbation import (ImageAttention, TokenTypes, classify_tokens, image_attention,
                                              visual_dependency)
-from workbench.evaluation.verdicts import Verdict, decide_paired, learned
+from workbench.evaluation.verdicts import decide_paired, learned, no_evidence
 from workbench.experiments.compare import compare_methods
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
@@ -255,10 +255,6 @@ def _mean(values: dict[int, float], seeds: list[int]) -> float:
     return round(sum(values[s] for s in seeds) / len(seeds), 4) if seeds else float("nan")
 
 
-def _no_pairs(reason: str) -> Verdict:
-    return Verdict("inconclusive", float("nan"), float("nan"), (float("nan"), float("nan")), 0, float("inf"),
-                   SESOI_ACCURACY, reason)
-
 
 def claims(abl: Ablation) -> list[dict]:
     """The paper's claims per base method M, each a paired comparison of final held-out greedy accuracy
@@ -293,7 +289,7 @@ def claims(abl: Ablation) -> list[dict]:
             seeds = sorted(set(t) & set(c))
             v = (decide_paired([t[s] for s in seeds], [c[s] for s in seeds], SESOI_ACCURACY, direction=1,
                                baseline_learned=full_learned)
-                 if seeds else _no_pairs(f"no seed ran both {treat!r} and {ctrl!r}"))
+                 if seeds else no_evidence(SESOI_ACCURACY, f"no seed ran both {treat!r} and {ctrl!r}"))
             measured = {treat: _mean(t, seeds), ctrl: _mean(c, seeds), "seeds": seeds,
                         "per_seed": {treat: [round(t[s], 4) for s in seeds], ctrl: [round(c[s], 4) for s in seeds]},
                         "effect_points": round(100 * v.effect, 2),
