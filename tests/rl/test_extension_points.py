@@ -144,6 +144,10 @@ def test_rl_config_routes_source_and_filters_to_the_collector():
     assert CollectConfig.from_rl(RLConfig()).filters == []
     with pytest.raises(ValueError, match="unknown RLConfig field 'rollout_sorce'"):
         RLConfig.for_method("grpo", rollout_sorce="policy")
+    with pytest.raises(KeyError, match="unknown rollout filter 'dapo_dynamc'"):
+        RLConfig(rollout_filters=["dapo_dynamc"]).validate()  # caught before any sampling
+    with pytest.raises(KeyError, match="unknown rollout source 'polcy'"):
+        RLConfig(rollout_source="polcy").validate()
 
 
 # ------------------------------------------------------------------ 3. group rewards

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.rl.advantages import ADVANTAGES
+from workbench.rl.filters import ROLLOUT_FILTERS
 from workbench.rl.losses import LossConfig
 from workbench.rl.methods import METHODS, loss_preset
+from workbench.rl.sources import ROLLOUT_SOURCES, parse_spec
 
 
 @dataclass
@@ -102,6 +104,9 @@ class RLConfig:
         if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
             raise ValueError(f"RLConfig.num_generations must be >= 2 for group advantages, got {self.num_generations}")
         ADVANTAGES.get(self.advantage)  # unknown name -> one-sentence KeyError listing the known ones
+        ROLLOUT_SOURCES.get(parse_spec(self.rollout_source)[0])
+        for spec in self.rollout_filters:
+            ROLLOUT_FILTERS.get(parse_spec(spec)[0])
         self.loss_config()
 
 
