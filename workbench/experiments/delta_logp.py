@@ -11,7 +11,7 @@ the weight `workbench.rl.weights.low_prob`; this module holds the notebook's exp
 
 The claims' verdicts (`record_claims`) are paired: replacement budgets by prompt shard, extrapolation by held-out
 problem, the reweighting runs by seed; SESOIs 0.02 of the token budget and 2 accuracy points, justified in
-`workbench.experiments.dlp_fipo_claims`.
+`workbench.experiments.delta_logp_claims`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.analysis import delta_logp as dlp
-from workbench.experiments import dlp_fipo_claims
+from workbench.experiments import delta_logp_claims
 from workbench.experiments.compare import compare_methods, seed_bands
 from workbench.experiments.presets import Params, Presets
 from workbench.models.zoo import load_model
@@ -303,7 +303,7 @@ def reweighting(m: Models, P: Params) -> Reweighting:
 
 # --------------------------------------------------------------------------------------------- claims
 def record_claims(results, rep: Replacement, ext: Extrapolation, rw: Reweighting, P: Params) -> None:
-    """The notebook's three claims with their verdicts: `dlp_fipo_claims.delta_logp_claims` (its docstring
+    """The notebook's three claims with their verdicts: `delta_logp_claims.delta_logp_claims` (its docstring
     gives each claim's pairing and SESOI)."""
-    dlp_fipo_claims.delta_logp_claims(results, rep, ext, rw, P)
+    delta_logp_claims.delta_logp_claims(results, rep, ext, rw, P)
 

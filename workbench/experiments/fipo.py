@@ -8,7 +8,7 @@ arithmetic setting (`workbench.tasks.arithmetic_long`). The method is the `fipo`
 FIPO's weight, with Δ_k = clamp(log π_θ(y_k) − log π_old(y_k), −20, 20) and γ = 2^(−1/decay_rate):
     FutureKL_t = Σ_{k ≥ t} γ^(k−t) · 1[Δ_k ≤ log c] · Δ_k,   f_t = clip(exp(FutureKL_t), 0.8, 1.2),   Ã_t = f_t · A_t.
 
-Claims (`record_claims`, `dlp_fipo_claims`): FIPO vs DAPO paired by seed, SESOI 2 points / 1 token; the base's
+Claims (`record_claims`, `fipo_claims`): FIPO vs DAPO paired by seed, SESOI 2 points / 1 token; the base's
 full chains vs early stops unpaired (Welch).
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.experiments import dlp_fipo_claims
+from workbench.experiments import fipo_claims
 from workbench.experiments.compare import Comparison, compare_final, compare_methods, evaluate_heldout, seed_bands
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
@@ -203,8 +203,8 @@ def dapo_vs_fipo(s: Setup, P: Params) -> MethodComparison:
 
 
 def record_claims(results, probe: LengthProbe, mc: MethodComparison, P: Params) -> None:
-    """The notebook's three claims with their verdicts: `dlp_fipo_claims.fipo_claims` (pairing and SESOIs)."""
-    dlp_fipo_claims.fipo_claims(results, probe, mc, P)
+    """The notebook's three claims with their verdicts: `fipo_claims.fipo_claims` (pairing and SESOIs)."""
+    fipo_claims.fipo_claims(results, probe, mc, P)
 
 
 @dataclass

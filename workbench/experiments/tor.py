@@ -26,7 +26,8 @@ import torch
 
 from workbench.analysis.perturbation import (ImageAttention, TokenTypes, classify_tokens, image_attention,
                                              visual_dependency)
-from workbench.evaluation.verdicts import decide_paired, learned, no_evidence
+from workbench.evaluation.verdicts import learned
+from workbench.experiments.claims import SESOI_ACCURACY, by_seed, paired
 from workbench.experiments.compare import compare_methods
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
@@ -241,25 +242,10 @@ def ablation(run: Setup, P: Params) -> Ablation:
                     float(final["eval_top_answer_share"].mean()), summary, float(final["seconds"].mean()))
 
 
-#: smallest effect of interest of every accuracy claim: 2 points of held-out greedy accuracy
-SESOI_ACCURACY = 0.02
-
-
-def _per_seed(final: pd.DataFrame, run: str, metric: str = "eval_accuracy") -> dict[int, float]:
-    """{seed: `metric`} of one run's final rows (empty when the run has none)."""
-    rows = final.loc[final["run"] == run]
-    return {int(s): float(v) for s, v in zip(rows["seed"], rows[metric])}
-
-
-def _mean(values: dict[int, float], seeds: list[int]) -> float:
-    return round(sum(values[s] for s in seeds) / len(seeds), 4) if seeds else float("nan")
-
-
-
 def claims(abl: Ablation) -> list[dict]:
     """The paper's claims per base method M, each a paired comparison of final held-out greedy accuracy
     over the seeds both runs share (same seed = same prompts, same base, same held-out questions), signed
-    in the paper's direction, SESOI 2 points (`SESOI_ACCURACY`), decided by `verdicts.decide`:
+    in the paper's direction, SESOI 2 points (`claims.SESOI_ACCURACY`), decided by `verdicts.decide`:
 
     - `<m>_perception_only_below_full`: M full − M perception-only > 0;
     - `<m>_reasoning_only_below_full`: M full − M reasoning-only > 0;
@@ -276,8 +262,8 @@ def claims(abl: Ablation) -> list[dict]:
     out = []
     for m in abl.methods:
         M = m.upper()
-        full, base = _per_seed(abl.final, f"{M} full"), _per_seed(abl.final, f"{M} full", "base_accuracy")
-        gains = [full[s] - base[s] for s in sorted(full)]  # M full's gain over the base, per seed
+        full = abl.final.loc[abl.final["run"] == f"{M} full"].sort_values("seed")
+        gains = (full["eval_accuracy"] - full["base_accuracy"]).astype(float).tolist()  # M full's gain over the base, per seed
         full_learned = learned(gains)
         tests = [(f"{m}_{v.replace('-', '_')}_below_full", f"{M} full", f"{M} {v}",
                   f"on {M}, optimising only {v.split('-')[0]} tokens underperforms full optimisation",
@@ -285,13 +271,12 @@ def claims(abl: Ablation) -> list[dict]:
         tests.append((f"{m}_tor_beats_full", f"{M} ToR", f"{M} full", f"on {M}, ToR reweighting beats full optimisation",
                       "holds (ToR above GRPO/DAPO baselines)"))
         for cid, treat, ctrl, text, paper in tests:
-            t, c = _per_seed(abl.final, treat), _per_seed(abl.final, ctrl)
-            seeds = sorted(set(t) & set(c))
-            v = (decide_paired([t[s] for s in seeds], [c[s] for s in seeds], SESOI_ACCURACY, direction=1,
-                               baseline_learned=full_learned)
-                 if seeds else no_evidence(SESOI_ACCURACY, f"no seed ran both {treat!r} and {ctrl!r}"))
-            measured = {treat: _mean(t, seeds), ctrl: _mean(c, seeds), "seeds": seeds,
-                        "per_seed": {treat: [round(t[s], 4) for s in seeds], ctrl: [round(c[s], 4) for s in seeds]},
+            pair = by_seed(abl.final, "eval_accuracy", treat, ctrl)
+            v = paired(pair[treat].tolist(), pair[ctrl].tolist(), SESOI_ACCURACY, baseline_learned=full_learned)
+            seeds = [int(s) for s in pair.index]
+            measured = {treat: round(float(pair[treat].mean()), 4) if seeds else float("nan"),
+                        ctrl: round(float(pair[ctrl].mean()), 4) if seeds else float("nan"), "seeds": seeds,
+                        "per_seed": {treat: [round(float(x), 4) for x in pair[treat]], ctrl: [round(float(x), 4) for x in pair[ctrl]]},
                         "effect_points": round(100 * v.effect, 2),
                         "full_gain_over_base_points": round(100 * sum(gains) / len(gains), 2) if gains else float("nan")}
             out.append({"id": cid, "claim": f"{text} (paired by seed, SESOI {100 * SESOI_ACCURACY:g} points of accuracy)",
