@@ -122,12 +122,15 @@ class AdvantageContext:
             not scored before the advantages (mark the estimator `@needs_sequence_logp`).
         problems: the N problems (a group's rows share one).
         config: the run's `RLConfig` (or None).
+        metrics: filled by the estimator with scalar diagnostics (e.g. per-bucket scales); the trainer
+            logs them with the step's metrics.
     """
 
     extras: dict[str, Tensor] = field(default_factory=dict)
     sequence_logp: Tensor | None = None
     problems: list = field(default_factory=list)
     config: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def require(self, name: str, estimator: str) -> Tensor:
         """`sequence_logp` or the extras entry `name`, or a ValueError naming it and the estimator that needs it."""
@@ -147,6 +150,27 @@ def needs_sequence_logp(fn):
 def estimator_needs_sequence_logp(name: str) -> bool:
     """Whether the registered estimator `name` is marked `needs_sequence_logp`."""
     return bool(getattr(ADVANTAGES.get(name), "needs_sequence_logp", False))
+
+
+def near_extreme_groups(success: Tensor, group_ids: Tensor) -> Tensor:
+    """[N] bool: rows whose group (n_g ≥ 3 completions) has exactly 1 or n_g − 1 successes — where GRPO's
+    per-group std is smallest for a mixed group and |A| of the odd one out is largest (≈ √n_g)."""
+    st = group_stats(success.to(torch.float64), group_ids)
+    k = (st.mean * st.count)[st.index].round()
+    n = st.count[st.index]
+    return (n >= 3) & ((k == 1) | (k == n - 1))
+
+
+def advantage_diagnostics(advantages: Tensor, success: Tensor, group_ids: Tensor) -> dict[str, float]:
+    """Scale of per-completion advantages [N] overall and on near-extreme groups (`near_extreme_groups` of the
+    binary `success` [N]): `adv_abs_mean`, `adv_abs_near_extreme_mean` / `_max` (0.0 when there are none)
+    and `frac_near_extreme_rows`."""
+    a = advantages.detach().abs().to(torch.float64)
+    ne = near_extreme_groups(success, group_ids)
+    return {"adv_abs_mean": float(a.mean()) if a.numel() else 0.0,
+            "adv_abs_near_extreme_mean": float(a[ne].mean()) if ne.any() else 0.0,
+            "adv_abs_near_extreme_max": float(a[ne].max()) if ne.any() else 0.0,
+            "frac_near_extreme_rows": float(ne.float().mean()) if ne.numel() else 0.0}
 
 
 def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, mask: Tensor, *,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ class RLConfig:
 
     # the method
     loss: str = field(default="grpo", metadata={"help": "whose policy loss (clip range, dual clip, aggregation): grpo | dapo | dr_grpo | fipo (METHODS registry)"})
-    advantage: str = field(default="grpo", metadata={"help": "advantage estimator: grpo | dr_grpo | rloo (ADVANTAGES registry)"})
+    advantage: Any = field(default="grpo", metadata={"help": "advantage estimator: a name or (name, kwargs): grpo | dr_grpo | rloo | durian (ADVANTAGES registry)"})
     token_weights: list = field(default_factory=list, metadata={"help": "token weights composed by product, e.g. ['low_prob', ('future_kl', {...})]"})
     epsilon_low: float | None = field(default=None, metadata={"help": "override the preset's lower clip ε"})
     epsilon_high: float | None = field(default=None, metadata={"help": "override the preset's upper clip ε (DAPO clip-higher: 0.28)"})
@@ -101,13 +102,26 @@ class RLConfig:
             raise ValueError(f"RLConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.temperature <= 0:
             raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
-        if self.num_generations < 2 and self.advantage in ("grpo", "dr_grpo", "rloo"):
+        advantage, adv_kwargs = parse_spec(self.advantage)
+        if self.num_generations < 2 and advantage in ("grpo", "dr_grpo", "rloo", "durian"):
             raise ValueError(f"RLConfig.num_generations must be >= 2 for group advantages, got {self.num_generations}")
-        ADVANTAGES.get(self.advantage)  # unknown name -> one-sentence KeyError listing the known ones
+        check_kwargs(ADVANTAGES.get(advantage), adv_kwargs, f"advantage estimator {advantage!r}")  # unknown name -> KeyError
         ROLLOUT_SOURCES.get(parse_spec(self.rollout_source)[0])
         for spec in self.rollout_filters:
             ROLLOUT_FILTERS.get(parse_spec(spec)[0])
         self.loss_config()
+
+
+def check_kwargs(fn, kwargs: dict, what: str) -> None:
+    """A ValueError naming the first of `kwargs` that `fn` does not take (a misspelled option must not be ignored)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    reserved = {"rewards", "group_ids", "mask", "ctx"}
+    bad = sorted(k for k in kwargs if k not in params or k in reserved)
+    if bad:
+        known = ", ".join(k for k in params if k not in reserved) or "none"
+        raise ValueError(f"{what} has no option {bad[0]!r}; its options: {known}")
 
 
 def jsonable_config(cfg: RLConfig) -> dict:

@@ -35,12 +35,14 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.evaluation.heldout import evaluate
-from workbench.rl.advantages import AdvantageContext, compute_advantages, estimator_needs_sequence_logp, group_stats
+from workbench.rl.advantages import (AdvantageContext, advantage_diagnostics, compute_advantages, estimator_needs_sequence_logp,
+                                     group_stats)
 from workbench.rl.checkpoint import load_checkpoint, save_checkpoint
 from workbench.rl.collect import CollectConfig, SamplingStats, collect_rollout
 from workbench.rl.config import RLConfig, jsonable_config
 from workbench.rl.rollout import Rollout, RLTask
 from workbench.rl.selective import PromptHistory
+from workbench.rl.sources import parse_spec
 from workbench.rl.update import autocast, score_rollout, update_policy
 from workbench.train.sft import lr_lambda
 from workbench.utils import resolve_device, seed_everything, seeded_generator
@@ -100,7 +102,7 @@ def annotate_step(policy, tokenizer, task: RLTask, rollout: Rollout, cfg: RLConf
     """log π_old of every row where a piece reads it before the update (the task's `annotate` hook, an
     estimator marked `needs_sequence_logp`), then the hook's tensors into `rollout.extras`. Otherwise the
     update scores only the rows it needs."""
-    if not (task.annotate or estimator_needs_sequence_logp(cfg.advantage)):
+    if not (task.annotate or estimator_needs_sequence_logp(parse_spec(cfg.advantage)[0])):
         return
     with autocast(cfg, device):
         rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature,
@@ -121,12 +123,18 @@ def score_reference_step(policy, ref_model, rollout: Rollout, cfg: RLConfig, dev
             rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
 
 
-def advantage_step(rollout: Rollout, cfg: RLConfig) -> torch.Tensor:
-    """[N, T] advantages from the configured estimator, with the rollout's extras and (when scored) its
-    per-completion sequence log-likelihoods in the `AdvantageContext`."""
+def advantage_step(rollout: Rollout, cfg: RLConfig) -> tuple[torch.Tensor, dict]:
+    """[N, T] advantages from the configured estimator (`cfg.advantage`: a name or (name, kwargs)), with the
+    rollout's extras and (when scored) its per-completion sequence log-likelihoods in the `AdvantageContext`;
+    and the step's advantage metrics: the estimator's own (`ctx.metrics`) and the |A| scale overall and on
+    near-extreme groups (`advantage_diagnostics`, success = the "correct" reward part, else reward > 0.5)."""
+    name, kwargs = parse_spec(cfg.advantage)
     seq_logp = (rollout.old_logp * rollout.completion_mask).sum(-1) if rollout.old_logp is not None else None
     ctx = AdvantageContext(extras=rollout.extras, sequence_logp=seq_logp, problems=rollout.problems, config=cfg)
-    return compute_advantages(cfg.advantage, rollout.rewards, rollout.group_ids, rollout.completion_mask, ctx=ctx)
+    adv = compute_advantages(name, rollout.rewards, rollout.group_ids, rollout.completion_mask, ctx=ctx, **kwargs)
+    success = rollout.reward_parts.get("correct", rollout.rewards) > 0.5
+    first = adv[:, 0] if adv.size(1) else adv.new_zeros(len(rollout))
+    return adv, {**advantage_diagnostics(first, success, rollout.group_ids), **ctx.metrics}
 
 
 def rollout_metrics(rollout: Rollout, update_metrics: list[dict]) -> dict:
@@ -193,11 +201,11 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         if len(rollout):
             annotate_step(policy, tokenizer, task, rollout, cfg, device)
             score_reference_step(policy, ref_model, rollout, cfg, device)
-            adv = advantage_step(rollout, cfg)
+            adv, adv_metrics = advantage_step(rollout, cfg)
             model.train()
             update = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg, seeded_generator(cfg.seed, step, 7919))
             model.eval()
-            metrics.update(rollout_metrics(rollout, update))
+            metrics.update(rollout_metrics(rollout, update), **adv_metrics)
         else:
             metrics["skipped"] = 1
         metrics.update(sampling_metrics(stats, accelerator, time.time() - t0, t_gen, scheduler.get_last_lr()[0]))

@@ -34,17 +34,23 @@ RL_STREAM = 50_000
 HELDOUT_STREAM = 70_000
 
 
-def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config: shapes.SceneConfig | None = None,
-                visual_dependency: str | None = "removed", format_weight: float = 0.0,
-                grounding_weight: float = 0.0, score_batch_size: int = 64) -> Task:
+def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",),
+                config: shapes.SceneConfig | Sequence[shapes.SceneConfig] | None = None,
+                visual_dependency: str | None = "removed", visual_entropy: bool = False, answer_weight: float = 1.0,
+                format_weight: float = 0.0, grounding_weight: float = 0.0, score_batch_size: int = 64) -> Task:
     """ShapeWorld questions with images for RL on a Qwen2.5-VL-style policy.
 
     Args:
         processor: the VL processor (`workbench.models.vlm.build_processor` or a real checkpoint's).
         families: question families to train and evaluate on (ToR's visual arithmetic: `("arithmetic",)`).
-        config: scene knobs (default `SceneConfig()`).
+        config: scene knobs (default `SceneConfig()`), or a sequence of them: each example then draws its
+            scene config uniformly from the sequence (a visual-complexity mix, `shapes.complexity_config`),
+            and the held-out set takes the configs in turn.
         visual_dependency: perturbation for ToR's perception score ("removed" | "blank" | "noise"), or
             None for no hook (plain GRPO/DAPO need none; the `tor*` weights do).
+        visual_entropy: the annotate hook also writes `extras["visual_entropy"]` [N], each prompt's visual
+            entropy under the sampling policy's vision encoder (Durian's perceptual difficulty), once per prompt.
+        answer_weight: weight of the exact-answer reward (Durian's reward: 0.9 with `format_weight` 0.1).
         format_weight: weight of an extra format reward (`shapes.format_ok`), 0 = off.
         grounding_weight: weight of an extra perception reward, the grounding score of the stated facts
             against the scene graph (`shapes.grounding_score(...).score`), 0 = off (the paper's setting).
@@ -69,19 +75,26 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config:
     if visual_dependency is not None and visual_dependency not in IMAGE_PERTURBATIONS:
         raise ValueError(f"visual_dependency must be one of {', '.join(IMAGE_PERTURBATIONS.names())} or None, "
                          f"got {visual_dependency!r}")
+    configs = list(config) if isinstance(config, (list, tuple)) else [config]
+    if not configs:
+        raise ValueError("shapes_task got an empty sequence of scene configs")
     if tuple(families) == tuple(shapes.FAMILIES) and config is None:
         held_out = lambda n: shapes.load_eval_set(n)  # noqa: E731
     else:
-        held_out = lambda n: shapes.generate(n, seed=HELDOUT_STREAM, config=config, families=families)  # noqa: E731
+        held_out = functools.partial(mixed_heldout, configs=configs, families=families)
 
     def sample(n: int, rng: random.Random) -> list:
-        return [shapes.make_example(RL_STREAM, rng.randrange(2**31), families[rng.randrange(len(families))], config)
-                for _ in range(n)]
+        out = []
+        for _ in range(n):  # draw order kept from the single-config stream: index, family, then config
+            index, family = rng.randrange(2**31), families[rng.randrange(len(families))]
+            c = configs[rng.randrange(len(configs))] if len(configs) > 1 else configs[0]
+            out.append(shapes.make_example(RL_STREAM, index, family, c))
+        return out
 
     def encode(proc, problems: list, prompts: list[str]):
         return encode_with_images(proc, prompts, [e.image for e in problems])
 
-    rewards = [RewardSpec("correct", lambda c, e: shapes.reward(c, e.answer))]
+    rewards = [RewardSpec("correct", lambda c, e: shapes.reward(c, e.answer), answer_weight)]
     if format_weight:
         rewards.append(RewardSpec("format", lambda c, e: float(shapes.format_ok(c)), format_weight))
     if grounding_weight:
@@ -95,10 +108,15 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config:
                 "top_answer_share": answers.most_common(1)[0][1] / len(texts) if texts else 0.0}
 
     annotate = None
-    if visual_dependency is not None:
+    if visual_dependency is not None or visual_entropy:
         def annotate(policy, proc, rollout: Rollout) -> dict[str, torch.Tensor]:
-            return {"visual_dependency": rollout_visual_dependency(policy, proc, rollout, visual_dependency,
-                                                                   batch_size=score_batch_size)}
+            out = {}
+            if visual_dependency is not None:
+                out["visual_dependency"] = rollout_visual_dependency(policy, proc, rollout, visual_dependency,
+                                                                     batch_size=score_batch_size)
+            if visual_entropy:
+                out["visual_entropy"] = rollout_visual_entropy(policy, rollout)
+            return out
 
     return Task(name=f"shapes({', '.join(families)})", sample=sample,
                   prompt=lambda e: format_vl_prompt(e.prompt, processor), rewards=rewards, encode=encode,
@@ -110,6 +128,32 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",), config:
 def _graph(example) -> shapes.SceneGraph:
     """The scene graph of an example's image (rendered once per example)."""
     return example.render().graph
+
+
+def mixed_heldout(n: int, *, configs: Sequence, families: Sequence[str]) -> list:
+    """n held-out examples from stream `HELDOUT_STREAM` (+ i for the i-th config): config i takes every
+    len(configs)-th slot, so any prefix is balanced across configs."""
+    k = len(configs)
+    parts = [shapes.generate(-(-n // k), seed=HELDOUT_STREAM + i, config=c, families=families)
+             for i, c in enumerate(configs)]
+    return [parts[j % k][j // k] for j in range(n)]
+
+
+@torch.no_grad()
+def rollout_visual_entropy(policy, rollout: Rollout) -> torch.Tensor:
+    """[N] float32: visual entropy (`workbench.analysis.visual_entropy`) of each row's image under `policy`'s
+    vision encoder, computed once per prompt (the first row of each group) and repeated over the group."""
+    from workbench.analysis.visual_entropy import image_visual_entropy
+
+    if not rollout.row_inputs:
+        raise ValueError("visual entropy needs image rows (rollout.row_inputs with pixel_values), this rollout has none")
+    uniq, index = torch.unique(rollout.group_ids, return_inverse=True)
+    first = torch.full((uniq.numel(),), len(rollout), dtype=torch.long).scatter_reduce_(0, index, torch.arange(len(rollout)), "amin")
+    rows = [rollout.row_inputs[i] for i in first.tolist()]
+    dev = next(policy.parameters()).device
+    pv = torch.cat([r["pixel_values"] for r in rows]).to(dev)
+    grid = torch.cat([r["image_grid_thw"] for r in rows]).to(dev)
+    return image_visual_entropy(policy, pv, grid).float()[index]
 
 
 def encode_with_images(processor, prompts: Sequence[str], images: Sequence):
