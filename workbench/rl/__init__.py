@@ -9,7 +9,7 @@ Registries: `METHODS` (presets), `ADVANTAGES`, `TOKEN_WEIGHTS`, `AGGREGATIONS`, 
 `ROLLOUT_FILTERS`.
 """
 
-from workbench.rl import durian  # noqa: F401  (registers the 'durian' advantage estimator)
+from workbench.rl import durian, tgrl  # noqa: F401  (register Durian's estimator; TGRL's source, filter, estimator)
 from workbench.rl.advantages import ADVANTAGES, AdvantageContext, compute_advantages, group_stats
 from workbench.rl.collect import CollectConfig, collect_rollout
 from workbench.rl.config import RLConfig

@@ -81,6 +81,7 @@ class SamplingStats:
     rounds: int = 0
     groups_sampled: int = 0
     groups_dropped: int = 0
+    rows_dropped: int = 0  # rows the filters removed (whole dropped groups and single rows, e.g. TGRL's expert filter)
     frac_zero_std_groups: float = 0.0
     completion_tokens: int = 0
     prompt_outcomes: list = field(default_factory=list)  # (prompt, group had all-equal rewards) per group, with a prompt history
@@ -159,6 +160,7 @@ def collect_rollout(model, tokenizer, task: Task, cfg: CollectConfig, *, generat
             stats.frac_zero_std_groups = gs.frac_zero_std_groups
         if refill:
             keep = apply_filters(cfg.filters, ro, cfg.num_generations)
+            stats.rows_dropped += len(ro) - int(keep.sum())
             ro = ro.select(keep.nonzero().squeeze(-1))
             groups_kept = int(torch.unique(ro.group_ids).numel())
             stats.groups_dropped += len(problems) - groups_kept

@@ -30,6 +30,8 @@ class RLConfig:
     epsilon_high: float | None = field(default=None, metadata={"help": "override the preset's upper clip ε (DAPO clip-higher: 0.28)"})
     dual_clip_c: float | None = field(default=None, metadata={"help": "override the preset's dual-clip constant c (> 1)"})
     kl_coef: float = field(default=0.0, metadata={"help": "β of the k3 KL penalty against the reference policy"})
+    off_policy_gamma: float = field(default=0.1, metadata={"help": "γ of the shaped ratio π/(π+γ) on off-policy (expert) tokens (TGRL / LUFFY)"})
+    off_policy_shaping: bool = field(default=True, metadata={"help": "shape the off-policy ratio (False: the plain unclipped π_θ)"})
     agg: str | None = field(default=None, metadata={"help": "override the preset's loss aggregation"})
     # rollouts
     num_prompts: int = field(default=16, metadata={"help": "prompts (groups) per step, across all processes"})
@@ -100,24 +102,29 @@ class RLConfig:
             raise ValueError(f"RLConfig.device must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {self.device!r}")
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"RLConfig.mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if not self.off_policy_gamma > 0:
+            raise ValueError(f"RLConfig.off_policy_gamma must be > 0, got {self.off_policy_gamma}")
         if self.temperature <= 0:
             raise ValueError(f"RLConfig.temperature must be > 0, got {self.temperature}")
         advantage, adv_kwargs = parse_spec(self.advantage)
         if self.num_generations < 2 and advantage in ("grpo", "dr_grpo", "rloo", "durian"):
             raise ValueError(f"RLConfig.num_generations must be >= 2 for group advantages, got {self.num_generations}")
         check_kwargs(ADVANTAGES.get(advantage), adv_kwargs, f"advantage estimator {advantage!r}")  # unknown name -> KeyError
-        ROLLOUT_SOURCES.get(parse_spec(self.rollout_source)[0])
+        source, source_kwargs = parse_spec(self.rollout_source)
+        check_kwargs(ROLLOUT_SOURCES.get(source), source_kwargs, f"rollout source {source!r}", ("ctx", "problems", "first_group_id"))
         for spec in self.rollout_filters:
-            ROLLOUT_FILTERS.get(parse_spec(spec)[0])
+            name, kwargs = parse_spec(spec)
+            check_kwargs(ROLLOUT_FILTERS.get(name), kwargs, f"rollout filter {name!r}", ("rollout", "num_generations"))
         self.loss_config()
 
 
-def check_kwargs(fn, kwargs: dict, what: str) -> None:
-    """A ValueError naming the first of `kwargs` that `fn` does not take (a misspelled option must not be ignored)."""
+def check_kwargs(fn, kwargs: dict, what: str, reserved=("rewards", "group_ids", "mask", "ctx")) -> None:
+    """A ValueError naming the first of `kwargs` that `fn` does not take (a misspelled option must not be
+    ignored); `reserved` are the positional inputs the caller passes itself."""
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    reserved = {"rewards", "group_ids", "mask", "ctx"}
+    reserved = set(reserved)
     bad = sorted(k for k in kwargs if k not in params or k in reserved)
     if bad:
         known = ", ".join(k for k in params if k not in reserved) or "none"

@@ -135,6 +135,7 @@ def policy_loss(
     ref_logp: Tensor | None = None, kl_coef: float = 0.0, token_weights: Tensor | None = None,
     agg: str = "token-mean", num_tokens=None, max_len: int | None = None, num_seqs=None,
     drop_dual_clipped: bool = False, log_ratio_clamp: float = 20.0,
+    off_policy: Tensor | None = None, off_policy_gamma: float = 0.1, off_policy_shaping: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped surrogate with ε_low / ε_high, optional dual clip and k3 KL, then aggregation.
 
@@ -151,6 +152,11 @@ def policy_loss(
         token_weights: [B, T] multipliers of the advantage (detached), e.g. `compose_token_weights`.
         agg, num_tokens, max_len, num_seqs: passed to `aggregate`.
         drop_dual_clipped: apply FIPO's `dual_clip_drop_mask` (needs dual_clip_c).
+        off_policy: [B, T] mask of tokens the policy did not sample (expert trajectories, TGRL arXiv
+            2603.26126 / LUFFY arXiv 2504.14945). On them the clipped term is replaced by the unclipped
+            ℓ_t = −Ã_t · f(π_θ(o_t)),  f(π) = π / (π + γ)  (`off_policy_shaping`; γ = `off_policy_gamma`),
+            whose gradient γ·π / (π + γ)² · ∇log π boosts low-probability expert tokens; without shaping
+            f(π) = π (the ratio against a deterministic expert). An all-zero mask changes nothing.
 
     Returns:
         (loss, metrics): loss 0-d; metrics of detached 0-d tensors (masked means over local valid tokens):
@@ -181,11 +187,22 @@ def policy_loss(
     log_ratio = torch.where(valid, logp - old_logp.detach(), zero).clamp(-log_ratio_clamp, log_ratio_clamp)
     ratio = log_ratio.exp()
     per_token = -torch.min(ratio * adv, ratio.clamp(1 - epsilon_low, 1 + epsilon_high) * adv)
+    off = None
+    if off_policy is not None:
+        if off_policy.shape != shape:
+            raise ValueError(f"off_policy has shape {tuple(off_policy.shape)}, expected {tuple(shape)} like mask")
+        if not off_policy_gamma > 0:
+            raise ValueError(f"off_policy_gamma must be > 0, got {off_policy_gamma}")
+        off = valid & off_policy.bool()
+        prob = torch.where(off, logp, zero).clamp(max=0.0).exp()
+        shaped = prob / (prob + off_policy_gamma) if off_policy_shaping else prob
+        per_token = torch.where(off, -shaped * adv, per_token)
     dual_active = torch.zeros_like(mask, dtype=torch.bool)
     if dual_clip_c is not None:
         bound = -dual_clip_c * adv
-        dual_active = (adv < 0) & (per_token > bound)
-        per_token = torch.where(adv < 0, torch.min(per_token, bound), per_token)
+        on = ~off if off is not None else torch.ones_like(valid)
+        dual_active = on & (adv < 0) & (per_token > bound)
+        per_token = torch.where(on & (adv < 0), torch.min(per_token, bound), per_token)
     kl = None
     if ref_logp is not None:
         d = torch.where(valid, ref_logp.detach() - logp, zero)
@@ -213,6 +230,9 @@ def policy_loss(
             else torch.ones((), dtype=fdt, device=mask.device),
             "dropped_frac": (~keep).to(fdt).mean() if shape[0] > 0 else torch.zeros((), dtype=fdt, device=mask.device),
         }
+        if off is not None:
+            metrics["off_policy_frac"] = masked_mean(off.to(fdt), mask)
+            metrics["off_policy_prob"] = masked_mean(logp.detach().exp().to(fdt), off) if off.any() else torch.zeros((), dtype=fdt, device=mask.device)
     return loss, metrics
 
 

@@ -148,6 +148,8 @@ def rollout_metrics(rollout: Rollout, update_metrics: list[dict]) -> dict:
     )
     for name, part in rollout.reward_parts.items():
         metrics[f"reward/{name}"] = float(part.mean())
+    if "off_policy" in rollout.extras:  # expert-guided sources: how many expert rows reached the update
+        metrics["off_policy_rows"] = int(rollout.extras["off_policy"].bool().any(-1).sum())
     return metrics
 
 
@@ -157,6 +159,7 @@ def sampling_metrics(stats: SamplingStats, accelerator, elapsed: float, t_gen: f
     if accelerator.num_processes > 1:
         sampled, dropped = (int(v) for v in accelerator.reduce(torch.tensor([sampled, dropped], device=accelerator.device), "sum"))
     return dict(frac_zero_std_groups=stats.frac_zero_std_groups, groups_sampled=sampled, groups_dropped=dropped,
+                rows_dropped=stats.rows_dropped,
                 sampling_rounds=stats.rounds, completion_tokens=stats.completion_tokens,
                 tokens_per_s=stats.completion_tokens / max(elapsed, 1e-9), gen_seconds=t_gen, step_seconds=elapsed, lr=lr)
 

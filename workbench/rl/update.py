@@ -136,7 +136,9 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                 weights = compose_token_weights(cfg.token_weights, wctx) if cfg.token_weights else None
                 loss, m = policy_loss(logp, mb.old_logp, adv, mb.completion_mask, ref_logp=mb.ref_logp,
                                       token_weights=weights, num_tokens=tokens / world, num_seqs=seqs / world,
-                                      max_len=cfg.max_new_tokens, **loss_kwargs)
+                                      max_len=cfg.max_new_tokens, off_policy=mb.extras.get("off_policy"),
+                                      off_policy_gamma=cfg.off_policy_gamma, off_policy_shaping=cfg.off_policy_shaping,
+                                      **loss_kwargs)
                 accelerator.backward(loss)
             share = float(mb.completion_mask.sum()) / active_tokens
             if mb.entropy is not None:

@@ -60,6 +60,11 @@ class Task:
             estimators and token weights read them (ToR's `visual_dependency`).
         heldout_metrics: optional `(completions, problems) -> {name: float}` extra held-out metrics
             (e.g. ShapeWorld perception accuracy), reported next to accuracy by `evaluation.evaluate`.
+        reference: optional `(problem, rng, error_rate) -> str` an expert response in the policy's format
+            (ShapeWorld's scene-graph oracle), wrong with probability `error_rate` in a task-defined way;
+            expert-guided sources (TGRL's `expert_mix`) mix it into groups.
+        expert_ok: optional `(completion, problem) -> bool` whether an expert response may be learnt from
+            (ShapeWorld: right answer and every stated fact true); TGRL's `expert_filter` keeps only these.
     """
 
     name: str
@@ -71,6 +76,8 @@ class Task:
     correct: Callable[[str, object], bool] | None = None
     annotate: Callable | None = None
     heldout_metrics: Callable | None = None
+    reference: Callable | None = None
+    expert_ok: Callable | None = None
 
     def is_correct(self, completion: str, problem) -> bool:
         """`correct(completion, problem)`, else whether the weighted per-completion rewards sum to ≥ 1."""

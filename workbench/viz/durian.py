@@ -1,15 +1,12 @@
-"""Figures of notebook 04 (Durian, arXiv 2602.21743): visual entropy against accuracy, |A| on near-extreme
-groups under GRPO and Durian, training curves and final accuracy per seed. Each returns a Figure."""
+"""Figures of notebook 04 (Durian, arXiv 2602.21743): visual entropy against accuracy and |A| on near-extreme
+groups under GRPO and Durian (the training curves are `rl_runs.plot_curves_and_final`). Each returns a Figure."""
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from workbench.viz.rl_runs import plot_band
 from workbench.viz.style import PALETTE
 
 
@@ -48,26 +45,5 @@ def plot_advantage_histograms(rows: pd.DataFrame, bins: int = 30):
     ax.set(xlabel="|advantage| of a completion in a near-extreme group", ylabel="completions",
            title=f"|A| on near-extreme groups, same {near['batch'].nunique()} rollout batches")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_curves_and_final(bands: pd.DataFrame, final: pd.DataFrame, runs: Sequence[str], base_accuracy: float):
-    """Left: held-out greedy accuracy per step, mean and min–max over seeds per run. Right: final accuracy per
-    seed (dots joined by seed across runs, so a paired difference reads as a slope) with the run means."""
-    fig, (ax, axf) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for i, r in enumerate(runs):
-        plot_band(ax, bands[bands["run"] == r], PALETTE[i % len(PALETTE)], r)
-    ax.axhline(base_accuracy, color="#555", lw=1, ls="--", label="base")
-    ax.set(xlabel="RL step", ylabel="held-out accuracy (greedy)", title="training curves (mean, min–max over seeds)")
-    ax.legend(fontsize=7)
-    wide = final.pivot_table(index="seed", columns="run", values="eval_accuracy").reindex(columns=list(runs))
-    xs = np.arange(len(runs))
-    for seed, row in wide.iterrows():
-        axf.plot(xs, row.values, color="#999", lw=0.8, marker="o", ms=4)
-    axf.scatter(xs, wide.mean().values, color=[PALETTE[i % len(PALETTE)] for i in xs], s=60, zorder=3, label="mean")
-    axf.axhline(base_accuracy, color="#555", lw=1, ls="--")
-    axf.set_xticks(xs, [r.replace(" ", "\n", 1) for r in runs], fontsize=8)
-    axf.set(ylabel="final held-out accuracy", title=f"final accuracy per seed ({len(wide)} seeds, lines join a seed)")
     fig.tight_layout()
     return fig

@@ -4,7 +4,9 @@
 - `plot_sharpening`: greedy / pass@1 / pass@k bars before and after RL, and the pass@k curves (notebook 00;
   RLVR sharpens the base, Yue et al., arXiv 2504.13837);
 - `plot_band`: one seed band (mean line, min–max shade) from a `seed_bands`-style frame
-  (columns step, mean, lo, hi), the building block of the multi-seed comparisons (notebooks 01, 02).
+  (columns step, mean, lo, hi), the building block of the multi-seed comparisons (notebooks 01, 02);
+- `plot_curves_and_final`: held-out curves per run and final accuracy per seed joined across runs, so a
+  paired difference reads as a slope (notebooks 04, 05).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+
+from workbench.viz.style import PALETTE
 
 
 def plot_training_run(history: Sequence[Mapping], before: float, after: float, method: str):
@@ -75,3 +80,24 @@ def plot_band(ax, band: pd.DataFrame, color, label: str, *, alpha: float = 0.2, 
     ax.plot(band["step"], band["mean"], color=color, marker="o" if len(band) < marker_below else None, ms=3, label=label)
     ax.fill_between(band["step"], band["lo"], band["hi"], color=color, alpha=alpha, lw=0)
     return ax
+
+
+def plot_curves_and_final(bands: pd.DataFrame, final: pd.DataFrame, runs: Sequence[str], base_accuracy: float):
+    """Left: held-out greedy accuracy per step, mean and min–max over seeds per run. Right: final accuracy per
+    seed (dots joined by seed across runs, so a paired difference reads as a slope) with the run means."""
+    fig, (ax, axf) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, r in enumerate(runs):
+        plot_band(ax, bands[bands["run"] == r], PALETTE[i % len(PALETTE)], r)
+    ax.axhline(base_accuracy, color="#555", lw=1, ls="--", label="base")
+    ax.set(xlabel="RL step", ylabel="held-out accuracy (greedy)", title="training curves (mean, min–max over seeds)")
+    ax.legend(fontsize=7)
+    wide = final.pivot_table(index="seed", columns="run", values="eval_accuracy").reindex(columns=list(runs))
+    xs = np.arange(len(runs))
+    for seed, row in wide.iterrows():
+        axf.plot(xs, row.values, color="#999", lw=0.8, marker="o", ms=4)
+    axf.scatter(xs, wide.mean().values, color=[PALETTE[i % len(PALETTE)] for i in xs], s=60, zorder=3, label="mean")
+    axf.axhline(base_accuracy, color="#555", lw=1, ls="--")
+    axf.set_xticks(xs, [r.replace(" ", "\n", 1) for r in runs], fontsize=8)
+    axf.set(ylabel="final held-out accuracy", title=f"final accuracy per seed ({len(wide)} seeds, lines join a seed)")
+    fig.tight_layout()
+    return fig

@@ -101,11 +101,19 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",),
         rewards.append(RewardSpec("grounding", lambda c, e: shapes.grounding_score(c, _graph(e)).score, grounding_weight))
 
     def heldout_metrics(texts: list[str], problems: list) -> dict[str, float]:
-        ok = [shapes.grounding_score(t, _graph(e), e.question.facts).perception_correct for t, e in zip(texts, problems)]
+        checks = [shapes.grounding_score(t, _graph(e), e.question.facts) for t, e in zip(texts, problems)]
         answers = Counter(shapes.parse_answer(t) for t in texts)
-        return {"perception_accuracy": float(np.mean(ok)) if ok else 0.0,
+        stated = sum(g.n_facts for g in checks)
+        return {"perception_accuracy": float(np.mean([g.perception_correct for g in checks])) if checks else 0.0,
                 # a policy that collapsed onto one guess answers the same thing to every question
-                "top_answer_share": answers.most_common(1)[0][1] / len(texts) if texts else 0.0}
+                "top_answer_share": answers.most_common(1)[0][1] / len(texts) if texts else 0.0,
+                # TGRL's grounding accuracy: the share of all stated facts that are true (0.0 when none is stated)
+                "grounding_accuracy": sum(g.n_correct for g in checks) / stated if stated else 0.0,
+                "facts_stated": stated / len(checks) if checks else 0.0}
+
+    def expert_ok(text: str, e) -> bool:
+        g = shapes.grounding_score(text, _graph(e))
+        return shapes.reward(text, e.answer) >= 1.0 and g.n_facts > 0 and g.n_correct == g.n_facts
 
     annotate = None
     if visual_dependency is not None or visual_entropy:
@@ -121,7 +129,8 @@ def shapes_task(processor, *, families: Sequence[str] = ("arithmetic",),
     return Task(name=f"shapes({', '.join(families)})", sample=sample,
                   prompt=lambda e: format_vl_prompt(e.prompt, processor), rewards=rewards, encode=encode,
                   eval_problems=held_out, correct=lambda c, e: shapes.reward(c, e.answer) >= 1.0,
-                  annotate=annotate, heldout_metrics=heldout_metrics)
+                  annotate=annotate, heldout_metrics=heldout_metrics,
+                  reference=lambda e, rng, error_rate=0.0: shapes.oracle_chain(e, rng, error_rate), expert_ok=expert_ok)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -13,6 +13,7 @@ from workbench.tasks.shapes.dataset import (EVAL_PATH, ShapesExample, eval_examp
 from workbench.tasks.shapes.edits import EditResult, fill_with_background, remove_object, replace_object
 from workbench.tasks.shapes.facts import FactCheck, check_facts, describe, fact_value_mask
 from workbench.tasks.shapes.graph import ObjectNode, SceneGraph
+from workbench.tasks.shapes.oracle import EXPERT_ERRORS, corrupt_chain, oracle_chain
 from workbench.tasks.shapes.preview import show_examples
 from workbench.tasks.shapes.questions import FAMILIES, QUESTION_FAMILIES, Question, ask
 from workbench.tasks.shapes.raster import SHAPE_KINDS, rasterize
@@ -25,7 +26,7 @@ from workbench.tasks.shapes.scene import (BACKGROUNDS, COLOURS, CooccurrenceBias
 __all__ = [
     "EVAL_PATH", "ShapesExample", "eval_examples", "generate", "load_eval_set", "make_example", "write_eval_set",
     "EditResult", "fill_with_background", "remove_object", "replace_object",
-    "FactCheck", "check_facts", "describe", "fact_value_mask", "ObjectNode", "SceneGraph", "show_examples",
+    "EXPERT_ERRORS", "corrupt_chain", "oracle_chain", "FactCheck", "check_facts", "describe", "fact_value_mask", "ObjectNode", "SceneGraph", "show_examples",
     "FAMILIES", "QUESTION_FAMILIES", "Question", "ask", "SHAPE_KINDS", "rasterize",
     "Rendering", "background_image", "render", "scene_graph", "shape_masks",
     "Grounding", "format_ok", "grounding_score", "parse_answer", "reward", "sample_kinds", "sample_scene",
