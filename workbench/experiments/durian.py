@@ -39,16 +39,18 @@ from workbench.tasks import shapes
 from workbench.tasks.base import Task
 from workbench.utils import seed_everything, seeded_generator
 
-# RLConfig fields every run shares, and the method's defaults (the paper's α, b = 12, reward 0.9 / 0.1, all levels)
+# RLConfig fields every run shares, and the method's defaults (the paper's α, reward 0.9 / 0.1, all levels).
+# The paper's b = 12-16 reasoning buckets assume large batches: with fewer than two prompts per bucket every
+# prompt sits alone and the reasoning term *is* GRPO's, so the small presets use b = num_prompts / 3 or less.
 _RL = dict(micro_batch_size=32, max_new_tokens=48, complexity_levels=[0, 1, 2, 3], alphas=[0.4, 0.3, 0.3],
-           reasoning_buckets=12, format_weight=0.1)
+           format_weight=0.1)
 PRESETS = Presets(
     {"smoke": dict(model="tiny-shapes-vl-smoke", n_seeds=1, ablation=False, steps=1, num_prompts=4, num_generations=2,
-                   lr=1e-4, eval_n=8, entropy_images=8, entropy_samples=2, probe_batches=2, **_RL),
+                   lr=1e-4, eval_n=8, entropy_images=8, entropy_samples=2, probe_batches=2, reasoning_buckets=2, **_RL),
      "cpu": dict(model="tiny-shapes-vl-arith", n_seeds=3, ablation=True, steps=20, num_prompts=8, num_generations=8,
-                 lr=1e-4, eval_n=100, entropy_images=96, entropy_samples=8, probe_batches=12, **_RL),
+                 lr=1e-4, eval_n=100, entropy_images=96, entropy_samples=8, probe_batches=12, reasoning_buckets=3, **_RL),
      "gpu": dict(model=None, n_seeds=3, ablation=True, steps=200, num_prompts=64, num_generations=8, lr=1e-6,
-                 eval_n=500, entropy_images=500, entropy_samples=8, probe_batches=32, **_RL)},
+                 eval_n=500, entropy_images=500, entropy_samples=8, probe_batches=32, reasoning_buckets=12, **_RL)},
     ranges={"n_seeds": (1, 16), "steps": (1, None), "num_prompts": (4, None), "num_generations": (3, 256),
             "lr": (0.0, 1.0), "eval_n": (4, None), "entropy_images": (8, None), "entropy_samples": (1, 64),
             "probe_batches": (2, None), "reasoning_buckets": (1, 64), "max_new_tokens": (8, 32768),
@@ -63,6 +65,9 @@ def check(P: Params) -> None:
         raise ParameterError("parameter 'model' must be a local checkpoint path for preset 'gpu', got None")
     if not P.complexity_levels or any(lv not in (0, 1, 2, 3) for lv in P.complexity_levels):
         raise ParameterError(f"parameter 'complexity_levels' must list levels among 0, 1, 2, 3, got {P.complexity_levels}")
+    if 2 * P.reasoning_buckets > P.num_prompts:
+        raise ParameterError(f"parameter 'reasoning_buckets' must be at most num_prompts / 2 = {P.num_prompts // 2} (else "
+                             f"most prompts sit alone in a bucket and the reasoning term is GRPO's), got {P.reasoning_buckets}")
     if len(P.alphas) != 3 or any(a < 0 for a in P.alphas) or not sum(P.alphas) > 0:
         raise ParameterError(f"parameter 'alphas' must be three non-negative weights (α_o, α_p, α_r), got {P.alphas}")
 

@@ -191,8 +191,8 @@ def train_runs(run: Setup, P: Params) -> Runs:
 
 @dataclass
 class ExpertView:
-    """One TGRL rollout group with its expert row: the expert's tokens, π_θ of each under the base policy and
-    the gradient weight γπ/(π+γ)² the shaped ratio gives it (against π for the plain ratio)."""
+    """One expert trajectory of a TGRL rollout: its tokens, π_θ of each under the base policy and the gradient
+    weight γπ/(π+γ)² the shaped ratio gives it (against π for the plain ratio); `passed`: the filter keeps it."""
 
     question: str
     text: str
@@ -203,13 +203,16 @@ class ExpertView:
 
 
 def expert_view(run: Setup, P: Params) -> ExpertView:
-    """Collect one `expert_mix` group from the base policy and weigh its expert tokens (first expert row)."""
-    cfg = CollectConfig(num_prompts=1, num_generations=P.num_generations, max_new_tokens=P.max_new_tokens,
+    """Collect `num_prompts` `expert_mix` groups from the base policy and show the expert row the policy finds
+    least likely (lowest token probability): there the shaping's boost is visible."""
+    cfg = CollectConfig(num_prompts=P.num_prompts, num_generations=P.num_generations, max_new_tokens=P.max_new_tokens,
                         source=tgrl_runs(P)[TGRL]["rollout_source"])
     ro, _ = collect_rollout(run.policy, run.processor, run.task, cfg, generator=seeded_generator(P.seed, 21),
                             rng=random.Random(f"{P.seed}-view"))
     logp, _ = score_rollout(run.policy, ro, P.micro_batch_size, 1.0, with_entropy=False)
-    row = int(ro.extras["off_policy"].bool().any(-1).nonzero()[0])
+    experts = ro.extras["off_policy"].bool().any(-1).nonzero().squeeze(-1)
+    lowest = logp.masked_fill(~ro.completion_mask.bool(), 0.0).min(-1).values
+    row = int(experts[lowest[experts].argmin()])
     n = int(ro.completion_mask[row].sum())
     prob = logp[row, :n].exp().double().numpy()
     weight = P.gamma * prob / (prob + P.gamma) ** 2

@@ -148,7 +148,7 @@ def mixed_grpo_advantages(rewards: Tensor, group_ids: Tensor, mask: Tensor | Non
         raise ValueError(f"mixed_grpo stats must be 'mixed' or 'on_policy', got {stats!r}")
     off = is_off_policy_row(ctx.extras.get("off_policy", torch.zeros(len(rewards), 0)))
     if off.numel() != rewards.numel():
-        off = torch.zeros(len(rewards), dtype=torch.bool)
+        raise ValueError(f"extras['off_policy'] covers {off.numel()} rows, the rewards {rewards.numel()}")
     st = group_stats(rewards, group_ids)
     mean, std = st.mean[st.index], st.std[st.index]
     if stats == "on_policy" and off.any():
