@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,9 +93,28 @@ class RLConfig:
         return loss_preset(self.loss, kl_coef=self.kl_coef, **over)
 
     def validate(self) -> None:
-        for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RLConfig.{name} must be >= 1, got {getattr(self, name)}")
+        """Every field checked before the first rollout: one sentence naming the first bad value."""
+        for name in ("num_prompts", "num_generations", "max_new_tokens", "num_epochs", "num_minibatches", "micro_batch_size",
+                     "steps", "max_sampling_rounds", "lora_r"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"RLConfig.{name} must be an integer >= 1, got {v!r}")
+        for name in ("eval_every", "checkpoint_every", "overlong_buffer", "eval_n", "warmup_steps", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError(f"RLConfig.{name} must be an integer >= 0, got {v!r}")
+        for name in ("lr", "weight_decay", "grad_clip", "temperature", "top_p", "kl_coef", "overlong_factor", "off_policy_gamma"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"RLConfig.{name} must be a finite number, got {v!r}")
+        if not self.grad_clip > 0:  # a negative clip norm flips the update into gradient ascent, 0 freezes it
+            raise ValueError(f"RLConfig.grad_clip must be > 0, got {self.grad_clip}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"RLConfig.top_p must be in (0, 1], got {self.top_p}")
+        if self.lr < 0 or self.weight_decay < 0:
+            raise ValueError(f"RLConfig.lr and weight_decay must be >= 0, got {self.lr} and {self.weight_decay}")
+        if self.resume and not self.output_dir:
+            raise ValueError("RLConfig.resume=True needs output_dir (where the checkpoint is), got None")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError(f"RLConfig.explore must be in [0, 1], got {self.explore}")
         if self.refill_headroom < 1:
