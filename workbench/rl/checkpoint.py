@@ -2,20 +2,101 @@
 
 Nothing is pickled. The optimizer's per-parameter tensors go to `optimizer.safetensors`
 (`state.<param index>.<name>`), its hyper-parameters and scalars to `state.json`; RNG states
-(torch CPU/CUDA as uint8 tensors, numpy, python) are saved too. The folder is written under a
-temporary name and renamed into place, so a crash never leaves a half-written checkpoint.
+(torch CPU/CUDA as uint8 tensors, numpy, python) are saved too.
+
+Atomic replacement: the new folder is written as `<path>.tmp-<pid>` (`state.json` last, every file
+fsynced), then the old one is renamed aside to `<path>.old-<pid>`, the new one renamed into place, and the
+old one removed. At every instant one complete checkpoint exists under one of those three names;
+`recover_checkpoint` (run by `load_checkpoint` and by the trainer before a resume) puts the newest
+complete one back at `<path>` and removes the leftovers of dead processes.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import random
 import shutil
+from typing import Callable
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+
+#: test hook: called with "written", "old_moved", "new_moved" during the swap (a test raises there to
+#: simulate a kill at that instant)
+_SWAP_HOOK: Callable[[str], None] | None = None
+
+
+def _hook(stage: str) -> None:
+    if _SWAP_HOOK is not None:
+        _SWAP_HOOK(stage)
+
+
+def _fsync_dir(path: str) -> None:
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), "rb") as f:
+            os.fsync(f.fileno())
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _complete(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "state.json"))
+
+
+def _step_of(folder: str) -> int:
+    try:
+        with open(os.path.join(folder, "state.json")) as f:
+            return int(json.load(f).get("step", -1))
+    except (OSError, ValueError):
+        return -1
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_checkpoint(path: str) -> bool:
+    """Make `path` the newest complete checkpoint among `path`, `path.tmp-*` and `path.old-*` left by a
+    process that died mid-swap, and remove the leftovers of dead processes (a live process's are its
+    own business). Returns whether a complete checkpoint is now at `path`."""
+    leftovers = []
+    for cand in glob.glob(f"{glob.escape(path)}.tmp-*") + glob.glob(f"{glob.escape(path)}.old-*"):
+        try:
+            pid = int(cand.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if not _pid_alive(pid) or pid == os.getpid():
+            leftovers.append(cand)
+    best = max((c for c in leftovers if _complete(c)), key=_step_of, default=None)
+    if best is not None and (not _complete(path) or _step_of(best) > _step_of(path)):
+        if os.path.exists(path):
+            aside = f"{path}.old-{os.getpid()}"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            leftovers.append(aside)
+        os.replace(best, path)
+        leftovers.remove(best)
+    for c in leftovers:
+        shutil.rmtree(c, ignore_errors=True)
+    return _complete(path)
 
 
 def _model_state(model) -> dict[str, torch.Tensor]:
@@ -60,16 +141,25 @@ def save_checkpoint(path: str, *, model, optimizer, scheduler, step: int, extra:
         "rng_numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
         "rng_python": [py_state[0], list(py_state[1]), py_state[2]], "extra": extra or {},
     }
-    with open(os.path.join(tmp, "state.json"), "w") as f:
+    with open(os.path.join(tmp, "state.json"), "w") as f:  # written last: its presence marks a complete folder
         json.dump(meta, f)
+    _fsync_dir(tmp)
+    _hook("written")
+    old = f"{path}.old-{os.getpid()}"
     if os.path.exists(path):
-        shutil.rmtree(path)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    _hook("old_moved")
     os.replace(tmp, path)
+    _hook("new_moved")
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
 def load_checkpoint(path: str, *, model, optimizer, scheduler) -> dict:
-    """Restore everything `save_checkpoint` wrote; returns the `state.json` dict (with `step`, `extra`)."""
+    """Restore everything `save_checkpoint` wrote (after `recover_checkpoint`); returns the `state.json` dict
+    (with `step`, `extra`)."""
+    recover_checkpoint(path)
     if not os.path.exists(os.path.join(path, "state.json")):
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no state.json)")
     with open(os.path.join(path, "state.json")) as f:

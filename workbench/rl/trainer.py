@@ -24,8 +24,6 @@ Simplifications (said plainly): the entropy handed to token weights is that of t
 from __future__ import annotations
 
 import copy
-import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -37,10 +35,10 @@ from tqdm.auto import tqdm
 from workbench.evaluation.heldout import evaluate
 from workbench.rl.advantages import (AdvantageContext, advantage_diagnostics, compute_advantages, estimator_needs_sequence_logp,
                                      group_stats)
-from workbench.rl.checkpoint import load_checkpoint, save_checkpoint
 from workbench.rl.collect import CollectConfig, SamplingStats, collect_rollout
-from workbench.rl.config import RLConfig, jsonable_config
+from workbench.rl.config import RLConfig
 from workbench.rl.rollout import Rollout, RLTask
+from workbench.rl.run_dir import RunDir
 from workbench.rl.selective import PromptHistory
 from workbench.rl.sources import parse_spec
 from workbench.rl.update import autocast, score_rollout, update_policy
@@ -187,7 +185,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     accelerator = accelerator or make_accelerator(cfg)
     seed_everything(cfg.seed)
     model, ref_model, optimizer, scheduler = _prepare(model, cfg, accelerator)
-    run = _RunFiles(cfg, accelerator)
+    run = RunDir(cfg, accelerator.is_main_process)
     start, history, prompt_history = run.resume(accelerator.unwrap_model(model), optimizer, scheduler)
     eval_problems = task.eval_problems(cfg.eval_n) if (cfg.eval_every and task.eval_problems) else None
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -196,29 +194,32 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     bar = tqdm(range(start, cfg.steps), desc=f"RL {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
                initial=start, total=cfg.steps)
     policy, device = accelerator.unwrap_model(model), accelerator.device
-    for step in bar:
-        t0 = time.time()
-        rollout, stats = sample_step(policy, tokenizer, task, cfg, step, rank, world, history, prompt_history, accelerator)
-        t_gen = time.time() - t0
-        metrics = {"step": step + 1}
-        if len(rollout):
-            annotate_step(policy, tokenizer, task, rollout, cfg, device)
-            score_reference_step(policy, ref_model, rollout, cfg, device)
-            adv, adv_metrics = advantage_step(rollout, cfg)
-            model.train()
-            update = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg, seeded_generator(cfg.seed, step, 7919))
-            model.eval()
-            metrics.update(rollout_metrics(rollout, update), **adv_metrics)
-        else:
-            metrics["skipped"] = 1
-        metrics.update(sampling_metrics(stats, accelerator, time.time() - t0, t_gen, scheduler.get_last_lr()[0]))
-        if eval_problems and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            metrics["eval_accuracy"] = evaluate(policy, tokenizer, task, eval_problems).accuracy
-        history.append(metrics)
-        run.log(metrics, bar)
-        if on_step:
-            on_step(metrics)
-        run.checkpoint(step + 1, policy, optimizer, scheduler, history, prompt_history)
+    try:
+        for step in bar:
+            t0 = time.time()
+            rollout, stats = sample_step(policy, tokenizer, task, cfg, step, rank, world, history, prompt_history, accelerator)
+            t_gen = time.time() - t0
+            metrics = {"step": step + 1}
+            if len(rollout):
+                annotate_step(policy, tokenizer, task, rollout, cfg, device)
+                score_reference_step(policy, ref_model, rollout, cfg, device)
+                adv, adv_metrics = advantage_step(rollout, cfg)
+                model.train()
+                update = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg, seeded_generator(cfg.seed, step, 7919))
+                model.eval()
+                metrics.update(rollout_metrics(rollout, update), **adv_metrics)
+            else:
+                metrics["skipped"] = 1
+            metrics.update(sampling_metrics(stats, accelerator, time.time() - t0, t_gen, scheduler.get_last_lr()[0]))
+            if eval_problems and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+                metrics["eval_accuracy"] = evaluate(policy, tokenizer, task, eval_problems).accuracy
+            history.append(metrics)
+            run.log(metrics, bar)
+            if on_step:
+                on_step(metrics)
+            run.checkpoint(step + 1, policy, optimizer, scheduler, history, prompt_history)
+    finally:
+        run.release()
     accelerator.wait_for_everyone()
     return TrainResult(history=history, model=policy, output_dir=cfg.output_dir, prompt_history=prompt_history)
 
@@ -238,43 +239,3 @@ def _prepare(model, cfg: RLConfig, accelerator):
     if ref_model is not None:
         ref_model = ref_model.to(accelerator.device)
     return model, ref_model, optimizer, scheduler
-
-
-class _RunFiles:
-    """The run's folder: `metrics.jsonl` (exactly the steps the checkpoint covers) and `checkpoint/`."""
-
-    def __init__(self, cfg: RLConfig, accelerator):
-        self.cfg, self.main = cfg, accelerator.is_main_process
-        self.ckpt = os.path.join(cfg.output_dir, "checkpoint") if cfg.output_dir else None
-        self.log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
-        if cfg.output_dir and self.main:
-            os.makedirs(cfg.output_dir, exist_ok=True)
-
-    def resume(self, model, optimizer, scheduler) -> tuple[int, list, PromptHistory]:
-        start, history, prompt_history = 0, [], PromptHistory()
-        if self.cfg.resume and self.ckpt and os.path.exists(os.path.join(self.ckpt, "state.json")):
-            meta = load_checkpoint(self.ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
-            start, history = meta["step"], meta["extra"].get("history", [])
-            prompt_history = PromptHistory.from_state_dict(meta["extra"].get("prompt_history"))
-        elif self.log_path and self.main and os.path.exists(self.log_path):
-            os.remove(self.log_path)
-        if self.log_path and self.main:
-            with open(self.log_path, "w") as f:
-                f.writelines(json.dumps(h) + "\n" for h in history)
-        return start, history, prompt_history
-
-    def log(self, metrics: dict, bar) -> None:
-        if not self.main:
-            return
-        if self.log_path:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-        bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.2f}",
-                        **({"acc": f"{metrics['eval_accuracy']:.2f}"} if "eval_accuracy" in metrics else {}))
-
-    def checkpoint(self, done: int, policy, optimizer, scheduler, history: list, prompt_history: PromptHistory) -> None:
-        every = self.cfg.checkpoint_every
-        if self.ckpt and self.main and ((every and done % every == 0) or done == self.cfg.steps):
-            save_checkpoint(self.ckpt, model=policy, optimizer=optimizer, scheduler=scheduler, step=done,
-                            extra={"history": history, "config": jsonable_config(self.cfg),
-                                   "prompt_history": prompt_history.state_dict()})
