@@ -62,6 +62,8 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
 @pytest.mark.parametrize("params,needle", [
     ({"preset": "nonsense"}, "parameter 'preset' must be one of smoke, cpu, gpu; got 'nonsense'"),
     ({"preset": "smoke", "seed": "zero"}, "parameter 'seed' must be of type int, got 'zero'"),
+    ({"preset": "smoke", "stepz": 3}, "unknown parameter 'stepz'; this notebook's parameters are preset, "),
+    ({"preset": "smoke", "seed": 2**64}, "parameter 'seed' must fit in 64 bits"),
 ])
 def test_bad_parameter_fails_with_one_sentence(params, needle, isolated_outputs):
     import papermill as pm

@@ -15,6 +15,7 @@ injected against its declared type, and stops with one sentence naming a bad val
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import types
@@ -56,12 +57,28 @@ def _type_ok(value: Any, tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    """`int`, `int or None`, `list[float] or None`: what a value must be, in words."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or None" if type(None) in args else "")
+    if origin is not None:
+        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+_KERNEL_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+_SIMPLE = (bool, int, float, str, list, tuple, dict, type(None))
 
 
 def check_parameters(namespace: dict, choices: dict[str, typing.Iterable] | None = None,
                      ranges: dict[str, tuple[float | None, float | None]] | None = None) -> dict:
     """Validate the parameters cell; return `{name: value}` for every annotated parameter.
+
+    On the cell's first run (no `P` in the namespace yet) any other plain value in the namespace came from
+    papermill's injected cell, i.e. a parameter the notebook does not have (`-p stepz 3`): that stops the
+    run. Floats must be finite and integers fit in 64 bits.
 
     Args:
         namespace: the notebook's `globals()`.
@@ -76,6 +93,12 @@ def check_parameters(namespace: dict, choices: dict[str, typing.Iterable] | None
     if not annotations:
         raise ParameterError("no typed parameters found: the parameters cell must use `name: type = value` lines")
     choices = {"preset": PRESETS, **(choices or {})}
+    if "P" not in namespace:  # the first run of the cell: any other plain value was injected as a parameter
+        unknown = sorted(n for n, v in namespace.items() if not n.startswith("_") and n not in annotations
+                         and n not in _KERNEL_NAMES and isinstance(v, _SIMPLE))
+        if unknown:
+            raise ParameterError(f"unknown parameter {unknown[0]!r}; this notebook's parameters are "
+                                 f"{', '.join(n for n in annotations if not n.startswith('_'))}")
     params = {}
     for name, tp in annotations.items():
         if name.startswith("_"):
@@ -87,6 +110,10 @@ def check_parameters(namespace: dict, choices: dict[str, typing.Iterable] | None
             raise ParameterError(f"parameter {name!r} must be of type {_type_name(tp)}, got {value!r} ({type(value).__name__})")
         if name in choices and value not in tuple(choices[name]):
             raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices[name]))}; got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParameterError(f"parameter {name!r} must be a finite number, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+            raise ParameterError(f"parameter {name!r} must fit in 64 bits, got {value!r}")
         lo, hi = (ranges or {}).get(name, (None, None))
         if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
             raise ParameterError(f"parameter {name!r} must be in [{lo}, {hi}], got {value!r}")

@@ -20,7 +20,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`"auto"` -> cuda if available, else mps, else cpu; anything else is passed to `torch.device`."""
+    """`"auto"` -> cuda if available, else mps, else cpu; anything else is passed to `torch.device` and must
+    exist on this machine (`"cuda:7"` on a CPU box is one ValueError naming it)."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -30,9 +31,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as e:
         raise ValueError(f"device {device!r} is not a valid torch device ({e})") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index or 0) >= n:
+            raise ValueError(f"device {device!r} does not exist here: this machine has {n} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} does not exist here: MPS is not available on this machine")
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:

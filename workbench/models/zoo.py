@@ -84,8 +84,10 @@ def _file_lock(path: str):
 
 
 def save_pretrained_atomic(model, tokenizer, path: str, info: dict | None = None) -> str:
-    """Save model (safetensors), tokenizer and `info.json` into `path` atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Save model (safetensors), tokenizer and `info.json` into `path` atomically: written as `<path>.tmp-<pid>`,
+    the old folder renamed aside, the new one renamed in, the old one removed — so `path` is never deleted
+    before its replacement is complete."""
+    tmp, old = f"{path}.tmp-{os.getpid()}", f"{path}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     if tokenizer is not None:
@@ -93,8 +95,10 @@ def save_pretrained_atomic(model, tokenizer, path: str, info: dict | None = None
     with open(os.path.join(tmp, "info.json"), "w") as f:
         json.dump(info or {}, f, indent=1)
     if os.path.exists(path):
-        shutil.rmtree(path)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
     os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -148,6 +152,10 @@ def _load_local(path: str, device: torch.device, dtype):
     if not os.path.exists(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint folder")
     config = AutoConfig.from_pretrained(path)
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+    if not any(os.path.exists(os.path.join(path, f)) for f in tokenizer_files):
+        raise FileNotFoundError(f"{path} has a model but no tokenizer files ({', '.join(tokenizer_files)}): save the "
+                                "tokenizer (or processor) with the checkpoint")
     torch_dtype = resolve_dtype(dtype, device)
     if getattr(config, "vision_config", None) is not None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
