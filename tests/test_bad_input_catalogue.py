@@ -32,3 +32,29 @@ def test_model_folder_without_tokenizer_files(tmp_path):
     assert not any(f.startswith("tokenizer") for f in os.listdir(tmp_path / "m"))
     with pytest.raises(FileNotFoundError, match="no tokenizer files"):
         load_model(str(tmp_path / "m"), device="cpu")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sweep", "seed=../../../escaped"], "may hold only letters"),
+    (["--sweep", "=1"], "is not a Python identifier"),
+    (["--sweep", "se ed=1"], "is not a Python identifier"),
+    (["-p", "x-y", "1"], "is not a Python identifier"),
+    (["--sweep", "seed"], "must look like NAME=V1,V2"),
+])
+def test_runner_arguments(argv, message, tmp_path):
+    from workbench.run import main
+
+    with pytest.raises(SystemExit, match=message):
+        main(["00_quickstart", "--outputs", str(tmp_path), *argv])
+    assert not os.path.exists(tmp_path / "_sweeps")
+
+
+def test_report_skips_a_truncated_results_file(tmp_path, capsys):  # names the file, writes the rest
+    from workbench.run import build_report
+
+    (tmp_path / "01_x").mkdir()
+    (tmp_path / "01_x" / "results.json").write_text('{"notebook": "01_x", "claims": [')
+    report = build_report(str(tmp_path), str(tmp_path / "figures"))
+    assert os.path.exists(report) and "01_x" not in open(report).read().split("|---|")[-1]
+    out = capsys.readouterr().out
+    assert "skipping" in out and str(tmp_path / "01_x" / "results.json") in out

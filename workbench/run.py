@@ -16,10 +16,21 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 import time
 
 from workbench.utils import repo_root
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+def _check_name(name: str, flag: str) -> None:
+    """A parameter name must be a Python identifier (it becomes an assignment in the injected cell)."""
+    if not _NAME.fullmatch(name):
+        raise SystemExit(f"{flag} parameter name {name!r} is not a Python identifier")
 
 
 def _parse_value(text: str):
@@ -97,8 +108,12 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
              "|---|---|---|---|---|---|---|---|---|---|"]
     failed = {r["notebook"]: r for r in runs or [] if not r["ok"]}
     for res_path in sorted(glob.glob(os.path.join(outputs_root, "*", "results.json"))):
-        with open(res_path) as f:
-            res = json.load(f)
+        try:
+            with open(res_path) as f:
+                res = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"[workbench] skipping {res_path} in the report: not readable JSON ({e})", flush=True)
+            continue
         nb = res.get("notebook", os.path.basename(os.path.dirname(res_path)))
         if nb in failed:
             continue
@@ -157,12 +172,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["WORKBENCH_OUTPUTS"] = outputs_root
     runs: list[dict] = []
     if not args.report_only:
+        for k, _ in args.parameter:
+            _check_name(k, "-p")
         params = {"preset": args.preset, **{k: _parse_value(v) for k, v in args.parameter}}
         sweeps = [{}]
         for spec in args.sweep:
             if "=" not in spec:
                 raise SystemExit(f"--sweep {spec!r} must look like NAME=V1,V2")
             key, vals = spec.split("=", 1)
+            _check_name(key, "--sweep")
+            for v in vals.split(","):
+                if not _SAFE_VALUE.fullmatch(v):
+                    raise SystemExit(f"--sweep value {v!r} of {key!r} may hold only letters, digits and . _ + - "
+                                     "(it names the run's folder)")
             sweeps = [{**s, key: _parse_value(v)} for s in sweeps for v in vals.split(",")]
         for nb in resolve_notebooks(args.notebooks):
             for s in sweeps:
