@@ -83,6 +83,17 @@ def _file_lock(path: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def build_environment() -> dict:
+    """What the trained numbers depend on beyond the seed: torch version, the CPU kernels' ISA level
+    (`torch.backends.cpu.get_cpu_capability()`), thread count, deterministic-algorithms mode and the device.
+    Float reductions round differently across ISAs and thread counts, so the same seed on another machine can
+    train a slightly different model; this records which machine a cached model came from."""
+    cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    return {"torch": torch.__version__, "cpu_capability": cap, "threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def save_pretrained_atomic(model, tokenizer, path: str, info: dict | None = None) -> str:
     """Save model (safetensors), tokenizer and `info.json` into `path` atomically: written as `<path>.tmp-<pid>`,
     the old folder renamed aside, the new one renamed in, the old one removed — so `path` is never deleted
@@ -135,7 +146,8 @@ def load_model(
                 if not os.path.exists(os.path.join(path, "config.json")):  # another process may have built it
                     t0 = time.time()
                     model, tok, info = RECIPES.get(name_or_path).build_and_train(seed)
-                    info = {**info, "recipe": name_or_path, "seed": seed, "build_seconds": round(time.time() - t0, 1)}
+                    info = {**info, "recipe": name_or_path, "seed": seed, "build_seconds": round(time.time() - t0, 1),
+                            "built_on": build_environment()}
                     save_pretrained_atomic(model, tok, path, info)
         model, tok = _load_local(path, dev, dtype)
         with open(os.path.join(path, "info.json")) as f:

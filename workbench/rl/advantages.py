@@ -34,6 +34,9 @@ from workbench.registry import Registry
 
 ADVANTAGES = Registry("advantage estimator")
 
+#: Largest |reward| the estimators take: its square times a batch stays far inside float32.
+MAX_ABS_REWARD = 1e15
+
 #: Added to the group std in `grpo`, the value TRL's GRPOTrainer uses (so the two agree exactly).
 GRPO_STD_EPS = 1e-4
 
@@ -82,6 +85,10 @@ def _check_rewards(rewards: Tensor, group_ids: Tensor) -> None:
     if bad.any():
         i = int(bad.nonzero()[0])
         raise ValueError(f"rewards must be finite, got {rewards[i].item()} at index {i}")
+    big = rewards.abs() > MAX_ABS_REWARD
+    if big.any():  # squares of larger rewards overflow float32 group statistics (inf std, NaN weights downstream)
+        i = int(big.nonzero()[0])
+        raise ValueError(f"rewards must lie within ±{MAX_ABS_REWARD:g} (rescale the reward), got {rewards[i].item():g} at index {i}")
 
 
 def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:

@@ -180,11 +180,17 @@ def policy_loss(
 
     valid = mask.bool()
     zero = torch.zeros_like(logp)
+    for name, t in (("advantages", advantages), ("token_weights", token_weights)):
+        if t is not None and not torch.isfinite(t.detach()[valid]).all():
+            raise ValueError(f"{name} must be finite on every completion token, got NaN or inf")
     # padded positions may hold garbage (inf, NaN): zero them before any op so no NaN reaches a gradient
     adv = torch.where(valid, advantages.detach(), zero)
     if token_weights is not None:
         adv = adv * torch.where(valid, token_weights.detach(), zero)
-    log_ratio = torch.where(valid, logp - old_logp.detach(), zero).clamp(-log_ratio_clamp, log_ratio_clamp)
+    # log π = −inf (a token the policy cannot emit) on both sides would make −inf − (−inf) = NaN: floor both
+    floor = -1e4
+    log_ratio = torch.where(valid, logp.clamp(min=floor) - old_logp.detach().clamp(min=floor), zero)
+    log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
     ratio = log_ratio.exp()
     per_token = -torch.min(ratio * adv, ratio.clamp(1 - epsilon_low, 1 + epsilon_high) * adv)
     off = None
@@ -194,7 +200,7 @@ def policy_loss(
         if not off_policy_gamma > 0:
             raise ValueError(f"off_policy_gamma must be > 0, got {off_policy_gamma}")
         off = valid & off_policy.bool()
-        prob = torch.where(off, logp, zero).clamp(max=0.0).exp()
+        prob = torch.where(off, logp, zero).clamp(min=floor, max=0.0).exp()
         shaped = prob / (prob + off_policy_gamma) if off_policy_shaping else prob
         per_token = torch.where(off, -shaped * adv, per_token)
     dual_active = torch.zeros_like(mask, dtype=torch.bool)
@@ -205,7 +211,9 @@ def policy_loss(
         per_token = torch.where(on & (adv < 0), torch.min(per_token, bound), per_token)
     kl = None
     if ref_logp is not None:
-        d = torch.where(valid, ref_logp.detach() - logp, zero)
+        # clamped like the log-ratio: exp overflows float32 once ref − logp passes ~88
+        d = torch.where(valid, ref_logp.detach().clamp(min=floor) - logp.clamp(min=floor), zero)
+        d = d.clamp(-log_ratio_clamp, log_ratio_clamp)
         kl = d.exp() - d - 1
         if kl_coef > 0:
             per_token = per_token + kl_coef * kl
