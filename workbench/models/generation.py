@@ -8,6 +8,8 @@ Both paths return the same `Generation` record.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,7 +38,10 @@ class Generation:
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad `prompts` -> (`input_ids` [B, P], `attention_mask` [B, P])."""
+    """Left-pad `prompts` -> (`input_ids` [B, P], `attention_mask` [B, P]). A character the tokenizer maps
+    to its unknown token is a ValueError naming it (it would vanish on decode). Special-token strings in a
+    prompt (`<|endoftext|>`, `<|user|>`) are those special tokens, as in every Hugging Face tokenizer: the
+    chat formats are built that way."""
     if len(prompts) == 0:
         raise ValueError("no prompts given")
     side = tokenizer.padding_side
@@ -45,6 +50,13 @@ def encode_prompts(tokenizer, prompts: Sequence[str], device: torch.device | str
         enc = tokenizer(list(prompts), padding=True, add_special_tokens=False, return_tensors="pt")
     finally:
         tokenizer.padding_side = side
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is not None and bool(((enc["input_ids"] == unk) & enc["attention_mask"].bool()).any()):
+        row = int(((enc["input_ids"] == unk) & enc["attention_mask"].bool()).any(-1).nonzero()[0])
+        known = set(tokenizer.get_vocab())
+        odd = sorted({c for c in prompts[row] if c not in known}) or ["?"]
+        raise ValueError(f"prompt {row} has characters the tokenizer does not know ({''.join(odd)!r}); they would "
+                         f"become {tokenizer.unk_token!r} and vanish from the decoded text")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
@@ -101,9 +113,25 @@ def sample(
         generator: a seeded CPU `torch.Generator` for reproducible sampling.
         **model_inputs: extra inputs (e.g. `pixel_values`, `image_grid_thw`) — routed to `model.generate`.
     """
+    for name, v in (("num_samples", num_samples), ("max_new_tokens", max_new_tokens)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if not greedy and not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if not greedy and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     device = next(model.parameters()).device
     if input_ids is None:
+        if prompts is None or isinstance(prompts, str) or not len(prompts):
+            raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
         input_ids, attention_mask = encode_prompts(tokenizer, prompts, device)
+    if input_ids.dim() != 2 or input_ids.size(1) == 0:
+        raise ValueError(f"every prompt must encode to at least one token, got prompt ids of shape {tuple(input_ids.shape)}")
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    limit = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", limit) if limit is None else limit
+    if limit is not None and input_ids.size(1) + max_new_tokens > limit:
+        raise ValueError(f"a prompt of {input_ids.size(1)} tokens plus max_new_tokens={max_new_tokens} exceeds the "
+                         f"model's {limit} positions")
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     prompt_ids, prompt_mask = input_ids, attention_mask  # one row per prompt: the decode loop prefills each once
     if num_samples > 1:
@@ -168,6 +196,8 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     done = torch.zeros(B, dtype=torch.bool, device=device)  # per row still in the batch
     steps = 0
     for t in range(max_new_tokens):
+        if torch.isnan(logits).any():
+            raise FloatingPointError(f"the model produced NaN logits at decode step {t}: its weights or inputs hold NaN/inf")
         if greedy:
             tok = logits.argmax(-1)
         else:

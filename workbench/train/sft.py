@@ -71,6 +71,20 @@ class SFTConfig:
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
     log_every: int = field(default=10, metadata={"help": "steps between history entries"})
 
+    def __post_init__(self):
+        for name in ("steps", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"SFTConfig.{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"SFTConfig.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"SFTConfig.{name} must be a finite number >= 0, got {v!r}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"SFTConfig.grad_clip must be > 0 (a negative clip norm reverses the update), got {self.grad_clip}")
+
 
 def lr_lambda(step: int, warmup: int, total: int) -> float:
     """Linear warm-up to 1, then cosine decay to 0.1."""
