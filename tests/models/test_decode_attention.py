@@ -4,6 +4,8 @@ import contextlib
 import math
 
 import torch
+
+from workbench.models.scoring import output_cache, with_cache
 from transformers import Qwen2ForCausalLM
 
 from workbench.models.decode_attention import IMPLEMENTATION, decode_attention, decode_attention_forward
@@ -68,12 +70,12 @@ def test_decode_steps_give_sdpa_logits_and_the_implementation_is_restored(monkey
             assert model.config._attn_implementation == name
             pos = position_ids_from_mask(mask)
             out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past, am, nxt, steps = out.past_key_values, mask, pos[:, -1:] + 1, [out.logits[:, -1]]
+            past, am, nxt, steps = output_cache(out), mask, pos[:, -1:] + 1, [out.logits[:, -1]]
             for _ in range(6):
                 am = torch.cat([am, torch.ones_like(am[:, :1])], 1)
                 out = model(input_ids=steps[-1].argmax(-1, keepdim=True), attention_mask=am, position_ids=nxt,
-                            past_key_values=past, use_cache=True)
-                past, nxt = out.past_key_values, nxt + 1
+                            use_cache=True, **with_cache(past))
+                past, nxt = output_cache(out), nxt + 1
                 steps.append(out.logits[:, -1])
         logits[name] = torch.stack(steps)
     assert model.config._attn_implementation == "sdpa"

@@ -1,4 +1,6 @@
 import torch
+
+from workbench.models.scoring import output_cache, with_cache
 from transformers import Qwen2ForCausalLM
 from transformers.cache_utils import DynamicCache
 
@@ -30,7 +32,7 @@ def test_preallocated_cache_gives_dynamic_cache_logits_through_growth_select_and
     assert all(isinstance(layer, PreallocatedLayer) for layer in caches["preallocated"].layers)
     state = {}
     for name, cache in caches.items():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **with_cache(cache))
         cache.batch_repeat_interleave(2)
         state[name] = [out.logits[:, -1].repeat_interleave(2, 0)]
     am, nxt = mask.repeat_interleave(2, 0), pos[:, -1:].repeat_interleave(2, 0) + 1
@@ -43,7 +45,7 @@ def test_preallocated_cache_gives_dynamic_cache_logits_through_growth_select_and
             am, nxt, tok_ = am[keep], nxt[keep], tok_[keep]
         am = torch.cat([am, torch.ones_like(am[:, :1])], 1)
         for name, cache in caches.items():
-            out = model(input_ids=tok_[:, None], attention_mask=am, position_ids=nxt, past_key_values=cache, use_cache=True)
+            out = model(input_ids=tok_[:, None], attention_mask=am, position_ids=nxt, use_cache=True, **with_cache(cache))
             state[name].append(out.logits[:, -1])
         tok_, nxt = state["dynamic"][-1].argmax(-1), nxt + 1
     for a, b in zip(state["dynamic"], state["preallocated"]):

@@ -28,6 +28,7 @@ import torch
 from transformers import LogitsProcessor
 
 from workbench.analysis.token_stats import position_ids_from_mask
+from workbench.models.scoring import output_cache, with_cache
 
 NEG_FLOOR = -1e4  # stands in for log 0 of the base model, so λ·(ℓ_RL − ℓ_base) stays finite
 
@@ -141,7 +142,7 @@ def lockstep_decode(models: Sequence, input_ids: torch.Tensor, attention_mask: t
     for m in models:
         kw = {"logits_to_keep": 1} if _accepts(m, "logits_to_keep") else {}
         out = m(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=True, **kw)
-        caches.append(out.past_key_values)
+        caches.append(output_cache(out))
         logits.append(out.logits[:, -1])
     next_pos = position_ids[:, -1:] + 1
     finished = torch.zeros(input_ids.size(0), dtype=torch.bool, device=device)
@@ -158,8 +159,8 @@ def lockstep_decode(models: Sequence, input_ids: torch.Tensor, attention_mask: t
         mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
         for j, m in enumerate(models):
             out = m(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos,
-                    past_key_values=caches[j], use_cache=True)
-            caches[j] = out.past_key_values
+                    use_cache=True, **with_cache(caches[j]))
+            caches[j] = output_cache(out)
             logits[j] = out.logits[:, -1]
         next_pos = next_pos + 1
     new = torch.stack(tokens, 1) if tokens else input_ids.new_zeros((input_ids.size(0), 0))
@@ -242,9 +243,9 @@ class ExtrapolationLogitsProcessor(LogitsProcessor):
                                  "use a fresh ExtrapolationLogitsProcessor (or reset()) for each generate call")
             self._mask = torch.cat([self._mask, self._mask.new_ones(self._mask.size(0), 1)], 1)
             out = self.base_model(input_ids=input_ids[:, -1:], attention_mask=self._mask, position_ids=self._next_pos,
-                                  past_key_values=self._cache, use_cache=True)
+                                  use_cache=True, **with_cache(self._cache))
             self._next_pos = self._next_pos + 1
-        self._cache, self._seen = out.past_key_values, input_ids.size(1)
+        self._cache, self._seen = output_cache(out), input_ids.size(1)
         return extrapolate_logprobs(scores, out.logits[:, -1], self.lam)
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from workbench.models.scoring import position_ids_from_mask, vision_token_types
+from workbench.models.scoring import output_cache, position_ids_from_mask, vision_token_types, with_cache
 from workbench.models.decode_attention import decode_attention
 from workbench.models.kv_cache import preallocated_cache
 
@@ -177,8 +177,8 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     position_ids = position_ids_from_mask(attention_mask)
     cache = preallocated_cache(model, input_ids.size(1) + max_new_tokens) if preallocate else None
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
-                **({"past_key_values": cache} if cache is not None else {}))
-    past, logits = out.past_key_values, out.logits[:, -1]
+                **with_cache(cache))
+    past, logits = output_cache(out), out.logits[:, -1]
     next_pos = position_ids[:, -1:] + 1
     if num_samples > 1:
         attention_mask = attention_mask.repeat_interleave(num_samples, 0)
@@ -188,7 +188,7 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
         else:  # a cache that cannot be repeated: prefill every row
             ids, position_ids = input_ids.repeat_interleave(num_samples, 0), position_ids.repeat_interleave(num_samples, 0)
             out = model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
-            past, logits = out.past_key_values, out.logits[:, -1]
+            past, logits = output_cache(out), out.logits[:, -1]
             next_pos = position_ids[:, -1:] + 1
     B = logits.size(0)
     new = torch.full((B, max_new_tokens), eos, dtype=input_ids.dtype, device=device)
@@ -217,8 +217,8 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
             attention_mask, next_pos = attention_mask[keep], next_pos[keep]
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
         out = model(input_ids=tok[:, None], attention_mask=attention_mask, position_ids=next_pos,
-                    past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1]
+                    use_cache=True, **with_cache(past))
+        past, logits = output_cache(out), out.logits[:, -1]
         next_pos = next_pos + 1
     return new[:, :steps]
 

@@ -10,6 +10,30 @@ from __future__ import annotations
 import torch
 
 
+
+#: transformers ≥ 5.2x names the KV cache `cache` (argument and output field) and deprecates `past_key_values`
+#: (removed in 5.40); earlier releases know only `past_key_values`. Everything here passes the name this
+#: transformers wants, so no version prints a deprecation warning and none breaks.
+def _new_cache_api() -> bool:
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {})
+
+
+CACHE_KWARG = "cache" if _new_cache_api() else "past_key_values"
+
+
+def with_cache(cache) -> dict:
+    """`{CACHE_KWARG: cache}` for a model call (empty when `cache` is None)."""
+    return {CACHE_KWARG: cache} if cache is not None else {}
+
+
+def output_cache(out):
+    """The KV cache a model call returned (`out.cache`, or `out.past_key_values` on older transformers)."""
+    cache = getattr(out, "cache", None) if CACHE_KWARG == "cache" else None
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids for a (left- or right-)padded batch: `cumsum(mask) − 1`, 0 on pads.
 
@@ -166,7 +190,7 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     except TypeError:  # a model without `logits_to_keep`
         out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True)
     first = out.logits[:, -1].index_select(0, inverse)  # the last prompt position predicts completion token 0
-    past = out.past_key_values
+    past = output_cache(out)
     if past is None:
         return None
     past.batch_select_indices(inverse)
@@ -176,7 +200,7 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     positions = (u_pos[:, -1:] + 1).index_select(0, inverse) + torch.arange(T - 1, device=prompt_ids.device)
     rest = model(input_ids=completion_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions,
-                 past_key_values=past, use_cache=True).logits
+                 use_cache=True, **with_cache(past)).logits
     return torch.cat([first[:, None, :], rest], 1)
 
 
