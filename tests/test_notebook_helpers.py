@@ -65,3 +65,12 @@ def test_results_file_format_and_report(tmp_path, monkeypatch):
                                         ("tiny-arith", "tiny-arith"), ("/a/b", "/a/b")])
 def test_cli_value_parsing(text, value):
     assert _parse_value(text) == value
+
+
+def test_recording_returns_nothing_so_cells_end_without_a_repr(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path))
+    from workbench.notebook import Results
+
+    r = Results("99_x", "smoke", 0)
+    assert r.metric("a", [1, 2]) is None
+    assert r.claim("c", "x", paper=1, measured=1, holds=True) is None

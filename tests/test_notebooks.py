@@ -43,6 +43,10 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
     assert results["claims"], "a notebook records at least one claim"
     for c in results["claims"]:
         assert {"id", "claim", "paper", "measured", "holds"} <= set(c) and isinstance(c["holds"], bool)
+    executed = json.load(open(out))
+    stray = [("".join(c["source"]).splitlines() or [""])[-1] for c in executed["cells"] if c["cell_type"] == "code"
+             for o in c.get("outputs", []) if o.get("output_type") == "execute_result" and set(o.get("data", {})) <= {"text/plain"}]
+    assert not stray, f"{name}: cells end in a bare repr: {stray}"
     figs = glob.glob(str(isolated_outputs / "figures" / name / "*.png"))
     assert figs and all(os.path.exists(f[:-4] + ".pdf") for f in figs)
     if name in GOLDEN["notebooks"]:

@@ -166,11 +166,11 @@ class Results:
     claims: list[Claim] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
-    def metric(self, name: str, value: Any) -> Any:
+    def metric(self, name: str, value: Any) -> None:
+        """Record a metric. Returns nothing, so a cell that ends with it shows no stray repr."""
         self.metrics[name] = value
-        return value
 
-    def claim(self, id: str, claim: str, paper: Any, measured: Any, holds: bool | None = None, *, verdict=None) -> Claim:
+    def claim(self, id: str, claim: str, paper: Any, measured: Any, holds: bool | None = None, *, verdict=None) -> None:
         """Record a claim: `holds` decided by code from the numbers (a bool), or a `verdict` (a `Verdict` of
         `workbench.evaluation.verdicts`), which then also sets `holds`."""
         if verdict is not None:
@@ -178,8 +178,7 @@ class Results:
         if holds is None:
             raise ValueError(f"claim {id!r} needs holds=<bool> or verdict=<Verdict>")
         c = Claim(id, claim, paper, measured, bool(holds), *((verdict.verdict, verdict.to_dict()) if verdict is not None else ()))
-        self.claims = [x for x in self.claims if x.id != id] + [c]
-        return c
+        self.claims = [x for x in self.claims if x.id != id] + [c]  # returns nothing: no stray repr at a cell's end
 
     def to_dict(self) -> dict:
         return {

@@ -165,6 +165,11 @@ class Runs:
     def bands(self, metric: str = "eval_accuracy") -> pd.DataFrame:
         return seed_bands(self.curves, metric)
 
+    def base_summary(self) -> dict:
+        """The base model's held-out accuracy, grounding and perception accuracy and facts stated."""
+        keys = ("accuracy", "grounding_accuracy", "perception_accuracy", "facts_stated")
+        return {k: self.base[k] for k in keys if k in self.base}
+
 
 def train_runs(run: Setup, P: Params) -> Runs:
     """GRPO, TGRL (and with `P.ablation` TGRL without the filter, without the shaping) through `compare_methods`,
