@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from workbench.viz.rl_runs import plot_band
 from workbench.viz.style import PALETTE
 
 
@@ -45,5 +46,32 @@ def plot_advantage_histograms(rows: pd.DataFrame, bins: int = 30):
     ax.set(xlabel="|advantage| of a completion in a near-extreme group", ylabel="completions",
            title=f"|A| on near-extreme groups, same {near['batch'].nunique()} rollout batches")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _seed_bands(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean, min and max of `metric` over seeds per (run, step), over the rows that logged it."""
+    return frame.dropna(subset=[metric]).groupby(["run", "step"])[metric].agg(mean="mean", lo="min", hi="max").reset_index()
+
+
+def plot_advantage_scale(curves: pd.DataFrame, runs: list[str]):
+    """Per RL step, from the trainer's logs: left, mean |A| on near-extreme groups per run (mean and min–max over
+    seeds); right, Durian's pooled reward std in each perception bucket (low / middle / high visual entropy)."""
+    fig, (ax, axb) = plt.subplots(1, 2, figsize=(10, 3.4))
+    if "adv_abs_near_extreme_mean" in curves:
+        bands = _seed_bands(curves, "adv_abs_near_extreme_mean")
+        for i, r in enumerate(runs):
+            plot_band(ax, bands[bands["run"] == r], PALETTE[i % len(PALETTE)], r)
+    ax.set(xlabel="RL step", ylabel="mean |A|, near-extreme groups", title="advantage scale on near-extreme groups")
+    ax.legend(fontsize=7)
+    durian = curves[curves["run"] == "Durian"]
+    for k, name in enumerate(("low entropy", "middle", "high entropy")):
+        col = f"durian/perc_std_{k}"
+        if col in durian and durian[col].notna().any():
+            b = _seed_bands(durian, col)
+            plot_band(axb, b, PALETTE[k], name)
+    axb.set(xlabel="RL step", ylabel="pooled reward std", title="Durian: the std each perception bucket divides by")
+    axb.legend(fontsize=7)
     fig.tight_layout()
     return fig
