@@ -59,8 +59,8 @@ def plot_advantage_scale(curves: pd.DataFrame, runs: list[str]):
     """Per RL step, from the trainer's logs: left, mean |A| on near-extreme groups per run (mean and min–max over
     seeds); right, Durian's pooled reward std in each perception bucket (low / middle / high visual entropy)."""
     fig, (ax, axb) = plt.subplots(1, 2, figsize=(10, 3.4))
-    if "adv_abs_near_extreme_mean" in curves:
-        bands = _seed_bands(curves, "adv_abs_near_extreme_mean")
+    if "adv_abs_near_extreme_mean" in curves:  # a step without near-extreme groups logs 0: leave it out
+        bands = _seed_bands(curves[curves["frac_near_extreme_rows"] > 0], "adv_abs_near_extreme_mean")
         for i, r in enumerate(runs):
             plot_band(ax, bands[bands["run"] == r], PALETTE[i % len(PALETTE)], r)
     ax.set(xlabel="RL step", ylabel="mean |A|, near-extreme groups", title="advantage scale on near-extreme groups")
