@@ -28,16 +28,15 @@ from workbench.evaluation.verdicts import decide_unpaired, learned, no_evidence
 from workbench.experiments.claims import SESOI_ACCURACY, by_seed, paired
 from workbench.experiments.compare import compare_methods, seed_bands
 from workbench.experiments.presets import Params, Presets
-from workbench.models.zoo import load_model
+from workbench.experiments.vl_setup import VLSetup, load_vl_setup
 from workbench.notebook import ParameterError
 from workbench.rl import RLConfig
-from workbench.rl.advantages import AdvantageContext, compute_advantages, near_extreme_groups
+from workbench.rl.advantages import compute_advantages, near_extreme_groups
 from workbench.rl.collect import CollectConfig, collect_rollout
 from workbench.rl.tasks import shapes_task
-from workbench.rl.trainer import annotate_step
+from workbench.rl.trainer import advantage_step, annotate_step
 from workbench.tasks import shapes
-from workbench.tasks.base import Task
-from workbench.utils import seed_everything, seeded_generator
+from workbench.utils import seeded_generator
 
 # RLConfig fields every run shares, and the method's defaults (the paper's α, reward 0.9 / 0.1, all levels).
 # The paper's b = 12-16 reasoning buckets assume large batches: with fewer than two prompts per bucket every
@@ -72,20 +71,11 @@ def check(P: Params) -> None:
         raise ParameterError(f"parameter 'alphas' must be three non-negative weights (α_o, α_p, α_r), got {P.alphas}")
 
 
-@dataclass
-class Setup:
+class Setup(VLSetup):
     """The base policy, its processor, the task over the complexity mix and the held-out questions."""
 
-    policy: torch.nn.Module
-    processor: object
-    task: Task
-    held_out: list
-    seeds: list[int]
-    model: str
-
     def describe(self, P: Params) -> str:
-        n = sum(p.numel() for p in self.policy.parameters()) / 1e6
-        return (f"{self.model}: {n:.2f}M parameters on {self.policy.device}\n"
+        return (f"{self.headline()}\n"
                 f"task: {self.task.name} over complexity levels {list(P.complexity_levels)}; reward "
                 f"{1 - P.format_weight:g} · answer + {P.format_weight:g} · format; {len(self.held_out)} held-out questions; "
                 f"seeds {self.seeds}; {P.steps} steps × {P.num_prompts} prompts × {P.num_generations} samples per run")
@@ -94,12 +84,10 @@ class Setup:
 def setup(P: Params) -> Setup:
     """Seed everything, load the policy and build visual arithmetic over `P.complexity_levels` with the
     visual-entropy hook and Durian's reward weights."""
-    seed_everything(P.seed)
-    policy, processor = load_model(P.model, device=P.device)
     configs = [shapes.complexity_config(lv) for lv in P.complexity_levels]
-    task = shapes_task(processor, families=("arithmetic",), config=configs, visual_dependency=None,
-                       visual_entropy=True, answer_weight=1 - P.format_weight, format_weight=P.format_weight)
-    return Setup(policy, processor, task, task.eval_problems(P.eval_n), list(range(P.seed, P.seed + P.n_seeds)), P.model)
+    return load_vl_setup(P, lambda processor: shapes_task(
+        processor, families=("arithmetic",), config=configs, visual_dependency=None, visual_entropy=True,
+        answer_weight=1 - P.format_weight, format_weight=P.format_weight), Setup)
 
 
 @dataclass
@@ -165,15 +153,11 @@ def advantage_probe(run: Setup, P: Params) -> AdvantageProbe:
     for b in range(P.probe_batches):
         ro, _ = collect_rollout(run.policy, run.processor, run.task, ccfg, generator=seeded_generator(P.seed, 13, b), rng=rng)
         annotate_step(run.policy, run.processor, run.task, ro, cfg, dev)
-        seq = (ro.old_logp * ro.completion_mask).sum(-1)
-        ctx = AdvantageContext(extras=ro.extras, sequence_logp=seq, problems=ro.problems, config=cfg)
-        mask = ro.completion_mask
-        grpo = compute_advantages("grpo", ro.rewards, ro.group_ids, mask)[:, 0]
-        name, kw = durian_spec(P)
-        dur = compute_advantages(name, ro.rewards, ro.group_ids, mask, ctx=ctx, **kw)[:, 0]
+        dur, metrics = advantage_step(ro, cfg)  # exactly what a training step computes
+        grpo = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)[:, 0]
         ne = near_extreme_groups(ro.reward_parts["correct"] > 0.5, ro.group_ids)
-        rows += [{"batch": b, "near_extreme": bool(n), "grpo": float(g), "durian": float(d)} for n, g, d in zip(ne, grpo, dur)]
-        scales.append({"batch": b, **{k: v for k, v in ctx.metrics.items() if k.startswith("durian/perc_std")}})
+        rows += [{"batch": b, "near_extreme": bool(n), "grpo": float(g), "durian": float(d)} for n, g, d in zip(ne, grpo, dur[:, 0])]
+        scales.append({"batch": b, **{k: v for k, v in metrics.items() if k.startswith("durian/perc_std")}})
     frame = pd.DataFrame(rows)
     near = frame[frame["near_extreme"]]
     per_batch = near.assign(grpo=near["grpo"].abs(), durian=near["durian"].abs()).groupby("batch")[["grpo", "durian"]].mean()
@@ -193,6 +177,15 @@ class Runs:
 
     def bands(self, metric: str = "eval_accuracy") -> pd.DataFrame:
         return seed_bands(self.curves, metric)
+
+    def advantage_bands(self) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+        """Seed bands of the trainer's per-step advantage metrics: mean |A| on near-extreme groups per run (steps
+        without such groups log 0 and are left out), and Durian's pooled std per perception bucket {0, 1, 2}."""
+        near = seed_bands(self.curves[self.curves["frac_near_extreme_rows"] > 0], "adv_abs_near_extreme_mean")
+        durian = self.curves[self.curves["run"] == "Durian"]
+        buckets = {k: seed_bands(durian, f"durian/perc_std_{k}") for k in range(3)
+                   if f"durian/perc_std_{k}" in durian and durian[f"durian/perc_std_{k}"].notna().any()}
+        return near, buckets
 
     def table(self) -> pd.DataFrame:
         return self.final.groupby("run").agg(accuracy=("eval_accuracy", "mean"), accuracy_sd=("eval_accuracy", "std"),

@@ -28,16 +28,15 @@ from workbench.evaluation.verdicts import learned
 from workbench.experiments.claims import SESOI_ACCURACY, both, by_seed, paired
 from workbench.experiments.compare import compare_methods, evaluate_heldout, seed_bands
 from workbench.experiments.presets import Params, Presets
+from workbench.experiments.vl_setup import VLSetup, load_vl_setup
 from workbench.models.tokenizer import token_strings
 from workbench.models.vlm import format_vl_example
-from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
 from workbench.rl.collect import CollectConfig, collect_rollout
 from workbench.rl.sources import SourceContext
 from workbench.rl.tasks import shapes_task
 from workbench.rl.tgrl import expert_texts
 from workbench.rl.update import score_rollout
-from workbench.tasks.base import Task
 from workbench.train.batches import collate_vl_sft, sft_batches
 from workbench.train.sft import SFTConfig, sft
 from workbench.utils import seed_everything, seeded_generator
@@ -69,31 +68,20 @@ def check(P: Params) -> None:
                              f"with expert {P.expert!r}")
 
 
-@dataclass
-class Setup:
+class Setup(VLSetup):
     """The base policy, its processor, the task and the held-out questions."""
 
-    policy: torch.nn.Module
-    processor: object
-    task: Task
-    held_out: list
-    seeds: list[int]
-    model: str
-
     def describe(self, P: Params) -> str:
-        n = sum(p.numel() for p in self.policy.parameters()) / 1e6
         expert = f"the scene-graph oracle, wrong {P.expert_error_rate:.0%} of the time" if P.expert == "oracle" else P.expert
-        return (f"{self.model}: {n:.2f}M parameters on {self.policy.device}\ntask: {self.task.name}; expert: {expert}; "
+        return (f"{self.headline()}\ntask: {self.task.name}; expert: {expert}; "
                 f"{P.k} of {P.num_generations} completions per group are expert trajectories\n"
                 f"{len(self.held_out)} held-out questions; seeds {self.seeds}; {P.steps} steps × {P.num_prompts} prompts per run")
 
 
 def setup(P: Params) -> Setup:
     """Seed everything, load the policy and build the ShapeWorld task (reward: the exact answer)."""
-    seed_everything(P.seed)
-    policy, processor = load_model(P.model, device=P.device)
-    task = shapes_task(processor, families=tuple(P.families), visual_dependency=None)
-    return Setup(policy, processor, task, task.eval_problems(P.eval_n), list(range(P.seed, P.seed + P.n_seeds)), P.model)
+    return load_vl_setup(P, lambda processor: shapes_task(processor, families=tuple(P.families), visual_dependency=None),
+                         Setup)
 
 
 def tgrl_runs(P: Params) -> dict[str, dict]:

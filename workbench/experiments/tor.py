@@ -30,14 +30,13 @@ from workbench.evaluation.verdicts import learned
 from workbench.experiments.claims import SESOI_ACCURACY, by_seed, paired
 from workbench.experiments.compare import compare_methods
 from workbench.experiments.presets import Params, Presets
+from workbench.experiments.vl_setup import VLSetup, load_vl_setup
 from workbench.models.tokenizer import token_strings
-from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
 from workbench.rl.sources import generate_group
 from workbench.rl.tasks import shapes_task
 from workbench.tasks import shapes
-from workbench.tasks.base import Task
-from workbench.utils import seed_everything, seeded_generator
+from workbench.utils import seeded_generator
 
 _RL = dict(max_sampling_rounds=2, micro_batch_size=32)  # RLConfig fields every run shares (derived settings)
 PRESETS = Presets(
@@ -65,21 +64,12 @@ def check(P: Params) -> None:
         raise ParameterError(f"parameter 'methods' must list grpo, dapo or dr_grpo, got {P.methods}")
 
 
-@dataclass
-class Setup:
+class Setup(VLSetup):
     """The base policy, its processor, the task and the held-out questions shared by every section."""
-
-    policy: torch.nn.Module
-    processor: object
-    task: Task
-    held_out: list
-    seeds: list[int]
-    model: str
 
     def describe(self, P: Params) -> str:
         info = {k: v for k, v in getattr(self.policy, "workbench_info", {}).items() if k not in ("history",)}
-        n = sum(p.numel() for p in self.policy.parameters()) / 1e6
-        return (f"{self.model}: {n:.2f}M parameters on {self.policy.device}\nzoo info: {info}\n"
+        return (f"{self.headline()}\nzoo info: {info}\n"
                 f"task: {self.task.name}; {len(self.held_out)} held-out questions; seeds {self.seeds}; "
                 f"{P.steps} steps × {P.num_prompts} prompts × {P.num_generations} samples per run")
 
@@ -87,11 +77,8 @@ class Setup:
 def setup(P: Params) -> Setup:
     """Seed everything, load the policy (zoo name or checkpoint) and build ShapeWorld visual arithmetic
     with ToR's visual-dependency hook (`P.perturbation`) and the optional grounding reward."""
-    seed_everything(P.seed)
-    policy, processor = load_model(P.model, device=P.device)
-    task = shapes_task(processor, families=("arithmetic",), visual_dependency=P.perturbation,
-                       grounding_weight=P.grounding_weight)
-    return Setup(policy, processor, task, task.eval_problems(P.eval_n), list(range(P.seed, P.seed + P.n_seeds)), P.model)
+    return load_vl_setup(P, lambda processor: shapes_task(processor, families=("arithmetic",), visual_dependency=P.perturbation,
+                                                          grounding_weight=P.grounding_weight), Setup)
 
 
 @dataclass

@@ -60,6 +60,16 @@ def encode_prompts(tokenizer, prompts: Sequence[str], device: torch.device | str
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
+def max_positions(model) -> int | None:
+    """The model's position limit (`max_position_embeddings`, a VLM's on its text config), or None if unknown."""
+    config = getattr(model, "config", None)
+    for cfg in (config, getattr(config, "text_config", None)):
+        limit = getattr(cfg, "max_position_embeddings", None)
+        if limit is not None:
+            return limit
+    return None
+
+
 def filter_logits(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """Temperature then nucleus filtering. logits: [B, V] -> [B, V] with excluded entries = −inf.
 
@@ -127,8 +137,7 @@ def sample(
         input_ids, attention_mask = encode_prompts(tokenizer, prompts, device)
     if input_ids.dim() != 2 or input_ids.size(1) == 0:
         raise ValueError(f"every prompt must encode to at least one token, got prompt ids of shape {tuple(input_ids.shape)}")
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    limit = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", limit) if limit is None else limit
+    limit = max_positions(model)
     if limit is not None and input_ids.size(1) + max_new_tokens > limit:
         raise ValueError(f"a prompt of {input_ids.size(1)} tokens plus max_new_tokens={max_new_tokens} exceeds the "
                          f"model's {limit} positions")

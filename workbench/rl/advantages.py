@@ -118,6 +118,15 @@ def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
     return GroupStats(group_ids=uniq, index=index, count=count, mean=mean, std=std, zero_std_mask=zero_std_mask)
 
 
+def group_first_rows(group_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """(first [S]: the first row of each of the S groups in sorted-id order, index [N]: each row's group
+    position), for per-prompt features repeated over a group's rows."""
+    uniq, index = torch.unique(group_ids, sorted=True, return_inverse=True)
+    rows = torch.arange(group_ids.numel(), device=group_ids.device)
+    first = torch.full((uniq.numel(),), group_ids.numel(), dtype=torch.long, device=group_ids.device)
+    return first.scatter_reduce_(0, index, rows, "amin"), index
+
+
 @dataclass
 class AdvantageContext:
     """What a context-aware advantage estimator may look at (N completions, T tokens).

@@ -61,7 +61,8 @@ def _step_of(folder: str) -> int:
         return -1
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (this process counts as alive)."""
     if pid == os.getpid():
         return True
     try:
@@ -83,7 +84,7 @@ def recover_checkpoint(path: str) -> bool:
             pid = int(cand.rsplit("-", 1)[1])
         except ValueError:
             continue
-        if not _pid_alive(pid) or pid == os.getpid():
+        if not pid_alive(pid) or pid == os.getpid():
             leftovers.append(cand)
     best = max((c for c in leftovers if _complete(c)), key=_step_of, default=None)
     if best is not None and (not _complete(path) or _step_of(best) > _step_of(path)):

@@ -28,7 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from workbench.rl.advantages import ADVANTAGES, GRPO_STD_EPS, AdvantageContext, group_stats, grpo_advantages, needs_sequence_logp
+from workbench.rl.advantages import (ADVANTAGES, GRPO_STD_EPS, AdvantageContext, group_first_rows, group_stats, grpo_advantages,
+                                     needs_sequence_logp)
 
 
 def quantile_buckets(values: Tensor, levels: Tensor) -> Tensor:
@@ -77,9 +78,8 @@ def per_prompt(values: Tensor, group_ids: Tensor, reduce: str = "mean") -> tuple
         sums = torch.zeros(st.group_ids.numel(), dtype=torch.float64).index_add_(0, st.index, v)
         return sums / st.count.to(torch.float64), st.index
     if reduce == "first":
-        rows = torch.arange(v.numel())
-        first = torch.full((st.group_ids.numel(),), v.numel(), dtype=torch.long).scatter_reduce_(0, st.index, rows, "amin")
-        return v[first], st.index
+        first, index = group_first_rows(group_ids)
+        return v[first], index
     raise ValueError(f"reduce must be 'mean' or 'first', got {reduce!r}")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from workbench.rl.checkpoint import _pid_alive, load_checkpoint, recover_checkpoint, save_checkpoint
+from workbench.rl.checkpoint import pid_alive, load_checkpoint, recover_checkpoint, save_checkpoint
 from workbench.rl.config import RLConfig, jsonable_config
 from workbench.rl.selective import PromptHistory
 
@@ -42,7 +42,7 @@ class RunDir:
                 owner = int(f.read().strip() or 0)
         except (OSError, ValueError):
             owner = 0
-        if owner and owner != os.getpid() and _pid_alive(owner):
+        if owner and owner != os.getpid() and pid_alive(owner):
             raise RuntimeError(f"output_dir {self.cfg.output_dir!r} is in use by another run (process {owner}); "
                                "give this run its own output_dir")
         with open(self.lock_path, "w") as f:

@@ -70,7 +70,8 @@ def expert_rows(ctx: SourceContext, like: Rollout, problems: list, texts: list[s
     tok = getattr(ctx.tokenizer, "tokenizer", ctx.tokenizer)
     G = len(like) // len(problems)
     first = torch.arange(len(problems)) * G
-    ids = [tok(t + tok.eos_token, add_special_tokens=False)["input_ids"][: ctx.max_new_tokens] for t in texts]
+    full = [tok(t + tok.eos_token, add_special_tokens=False)["input_ids"] for t in texts]
+    ids = [f[: ctx.max_new_tokens] for f in full]
     T = max(len(i) for i in ids)
     pad = pad_token_id(ctx.tokenizer)
     comp = torch.full((len(ids), T), pad, dtype=torch.long)
@@ -82,7 +83,7 @@ def expert_rows(ctx: SourceContext, like: Rollout, problems: list, texts: list[s
     rewards, parts = score_completions(ctx.task.rewards, texts, problems, group_ids)
     check = ctx.task.expert_ok or ctx.task.is_correct
     ok = torch.tensor([float(bool(check(t, p))) for t, p in zip(texts, problems)])
-    truncated = torch.tensor([len(tok(t + tok.eos_token, add_special_tokens=False)["input_ids"]) > ctx.max_new_tokens for t in texts])
+    truncated = torch.tensor([len(f) > ctx.max_new_tokens for f in full])
     return Rollout(like.prompt_ids[first], like.prompt_mask[first], comp, mask, truncated, rewards, parts, group_ids,
                    list(texts), list(problems), [like.row_inputs[i] for i in first.tolist()] if like.row_inputs else None,
                    extras={"off_policy": mask.float(), "expert_ok": ok})

@@ -50,27 +50,17 @@ def plot_advantage_histograms(rows: pd.DataFrame, bins: int = 30):
     return fig
 
 
-def _seed_bands(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean, min and max of `metric` over seeds per (run, step), over the rows that logged it."""
-    return frame.dropna(subset=[metric]).groupby(["run", "step"])[metric].agg(mean="mean", lo="min", hi="max").reset_index()
-
-
-def plot_advantage_scale(curves: pd.DataFrame, runs: list[str]):
-    """Per RL step, from the trainer's logs: left, mean |A| on near-extreme groups per run (mean and min–max over
-    seeds); right, Durian's pooled reward std in each perception bucket (low / middle / high visual entropy)."""
+def plot_advantage_scale(near: pd.DataFrame, buckets: dict[int, pd.DataFrame], runs: list[str]):
+    """Per RL step: left, mean |A| on near-extreme groups per run (`near`: seed bands with columns run, step,
+    mean, lo, hi); right, Durian's pooled reward std in each perception bucket (`buckets`: {0 low, 1 middle,
+    2 high visual entropy: seed bands})."""
     fig, (ax, axb) = plt.subplots(1, 2, figsize=(10, 3.4))
-    if "adv_abs_near_extreme_mean" in curves:  # a step without near-extreme groups logs 0: leave it out
-        bands = _seed_bands(curves[curves["frac_near_extreme_rows"] > 0], "adv_abs_near_extreme_mean")
-        for i, r in enumerate(runs):
-            plot_band(ax, bands[bands["run"] == r], PALETTE[i % len(PALETTE)], r)
+    for i, r in enumerate(runs):
+        plot_band(ax, near[near["run"] == r], PALETTE[i % len(PALETTE)], r)
     ax.set(xlabel="RL step", ylabel="mean |A|, near-extreme groups", title="advantage scale on near-extreme groups")
     ax.legend(fontsize=7)
-    durian = curves[curves["run"] == "Durian"]
-    for k, name in enumerate(("low entropy", "middle", "high entropy")):
-        col = f"durian/perc_std_{k}"
-        if col in durian and durian[col].notna().any():
-            b = _seed_bands(durian, col)
-            plot_band(axb, b, PALETTE[k], name)
+    for k, band in buckets.items():
+        plot_band(axb, band, PALETTE[k], ("low entropy", "middle", "high entropy")[k])
     axb.set(xlabel="RL step", ylabel="pooled reward std", title="Durian: the std each perception bucket divides by")
     axb.legend(fontsize=7)
     fig.tight_layout()

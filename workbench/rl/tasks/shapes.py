@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from workbench.rl.advantages import group_first_rows
 from workbench.rl.rollout import Rollout
 from workbench.tasks import shapes
 from workbench.tasks.base import RewardSpec, Task
@@ -156,8 +157,7 @@ def rollout_visual_entropy(policy, rollout: Rollout) -> torch.Tensor:
 
     if not rollout.row_inputs:
         raise ValueError("visual entropy needs image rows (rollout.row_inputs with pixel_values), this rollout has none")
-    uniq, index = torch.unique(rollout.group_ids, return_inverse=True)
-    first = torch.full((uniq.numel(),), len(rollout), dtype=torch.long).scatter_reduce_(0, index, torch.arange(len(rollout)), "amin")
+    first, index = group_first_rows(rollout.group_ids)
     rows = [rollout.row_inputs[i] for i in first.tolist()]
     dev = next(policy.parameters()).device
     pv = torch.cat([r["pixel_values"] for r in rows]).to(dev)
