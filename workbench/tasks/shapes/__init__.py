@@ -10,6 +10,8 @@ chain of thought states visual facts then computes, rewards, grounding scores an
 
 from workbench.tasks.shapes.dataset import (EVAL_PATH, ShapesExample, eval_examples, generate, load_eval_set,
                                             make_example, write_eval_set)
+from workbench.tasks.shapes import cooccurrence  # noqa: F401  (registers the object and caption families)
+from workbench.tasks.shapes.counterfactual import Counterfactual, build_counterfactuals
 from workbench.tasks.shapes.edits import EditResult, fill_with_background, remove_object, replace_object
 from workbench.tasks.shapes.facts import FactCheck, check_facts, describe, fact_value_mask
 from workbench.tasks.shapes.graph import ObjectNode, SceneGraph
@@ -25,7 +27,7 @@ from workbench.tasks.shapes.scene import (BACKGROUNDS, COLOURS, CooccurrenceBias
 
 __all__ = [
     "EVAL_PATH", "ShapesExample", "eval_examples", "generate", "load_eval_set", "make_example", "write_eval_set",
-    "EditResult", "fill_with_background", "remove_object", "replace_object",
+    "Counterfactual", "build_counterfactuals", "cooccurrence", "EditResult", "fill_with_background", "remove_object", "replace_object",
     "EXPERT_ERRORS", "corrupt_chain", "oracle_chain", "FactCheck", "check_facts", "describe", "fact_value_mask", "ObjectNode", "SceneGraph", "show_examples",
     "FAMILIES", "QUESTION_FAMILIES", "Question", "ask", "SHAPE_KINDS", "rasterize",
     "Rendering", "background_image", "render", "scene_graph", "shape_masks",

@@ -41,21 +41,25 @@ def sample_kinds(config: SceneConfig, n: int, rng: np.random.Generator) -> list[
     For a bias (trigger T, partner P, strength ρ) and n ≥ 2 with T present: with probability ρ make
     P present (turn a random non-T object, or a second T, into P), otherwise make P absent (turn every
     P into a random kind other than T and P, or into T if no other exists). Hence exactly
-    P(P present | T present, n ≥ 2) = ρ for a single bias; later biases may disturb earlier ones.
+    P(P present | T present, n ≥ 2) = ρ for a single bias. A later bias rewrites objects of an earlier
+    bias's kinds only when no other object will do, so disjoint pairs barely disturb one another
+    (`cooccurrence.cooccurrence_counts` measures what a dataset ends up with).
     """
     kinds = [str(k) for k in rng.choice(config.kinds, size=n)]
+    held: set[str] = set()  # kinds of earlier biases, which later ones leave alone where they can
     for b in config.cooccurrence:
-        if n < 2 or b.trigger not in kinds:
-            continue
-        if rng.random() < b.strength:
-            if b.partner not in kinds:
-                others = [i for i, k in enumerate(kinds) if k != b.trigger]
-                if not others:  # all triggers: keep the first
-                    others = list(range(1, n))
-                kinds[others[int(rng.integers(len(others)))]] = b.partner
-        else:
-            pool = [k for k in config.kinds if k not in (b.trigger, b.partner)] or [b.trigger]
-            kinds = [str(pool[int(rng.integers(len(pool)))]) if k == b.partner else k for k in kinds]
+        if n >= 2 and b.trigger in kinds:
+            if rng.random() < b.strength:
+                if b.partner not in kinds:
+                    others = [i for i, k in enumerate(kinds) if k != b.trigger]
+                    free = [i for i in others if kinds[i] not in held]
+                    others = free or others or list(range(1, n))  # all triggers: keep the first
+                    kinds[others[int(rng.integers(len(others)))]] = b.partner
+            else:
+                pool = ([k for k in config.kinds if k not in (b.trigger, b.partner, *held)]
+                        or [k for k in config.kinds if k not in (b.trigger, b.partner)] or [b.trigger])
+                kinds = [str(pool[int(rng.integers(len(pool)))]) if k == b.partner else k for k in kinds]
+        held |= {b.trigger, b.partner}
     return kinds
 
 
