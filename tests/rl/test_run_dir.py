@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-import workbench.rl.checkpoint as ckpt
+import workbench.train.checkpoint as ckpt
 from workbench.rl import RLConfig, train
-from workbench.rl.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
+from workbench.train.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
 from workbench.rl.run_dir import RunDir
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -23,10 +23,9 @@ from workbench.evaluation.hallucination import HalRecord, chair, pair_table, pop
 from workbench.experiments.presets import Params, Presets
 from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
-from workbench.rl.tasks.vqa import image_question_task
+from workbench.rl.tasks.vqa import ImageQuestion, image_question_task
 from workbench.tasks.halbench import POPE_SPLITS, HalBench, load_halbench
 from workbench.tasks.shapes.cooccurrence import CAPTION_PROMPT, HALBENCH_PAIRS, conditional, kinds_present
-from workbench.tasks.shapes.scene import Scene
 from workbench.utils import seed_everything
 
 ZOO_RHOS = {0.0: "r0", 0.5: "r50", 0.9: "r90"}
@@ -88,15 +87,6 @@ def describe(bench: HalBench, runs: list[ModelRun]) -> str:
             f"{len(runs)} models: {', '.join(sorted({r.name for r in runs}))}")
 
 
-@dataclass(frozen=True)
-class Ask:
-    """One question put to a model: the image's `scene`, the `prompt` text and the gold `label`."""
-
-    scene: Scene
-    prompt: str
-    label: str
-
-
 @dataclass
 class Scores:
     """One model's answers: `records` (the counterfactual benchmark), `pope` (split, image, kind, label,
@@ -108,7 +98,7 @@ class Scores:
     unbiased: pd.DataFrame
 
 
-def _answer(model, processor, asks: list[Ask], P: Params, max_new_tokens: int, desc: str) -> list[str]:
+def _answer(model, processor, asks: list[ImageQuestion], P: Params, max_new_tokens: int, desc: str) -> list[str]:
     if not asks:
         return []
     task = image_question_task(processor, name=desc)
@@ -121,9 +111,9 @@ def score_model(model, processor, bench: HalBench, P: Params) -> Scores:
     prompts per generation call) with a progress bar; each distinct (image, kind) question is asked once."""
     questions = bench.questions()
     pope = {s: bench.pope(s) for s in POPE_SPLITS}
-    unique: dict[tuple[str, str], Ask] = {}
+    unique: dict[tuple[str, str], ImageQuestion] = {}
     for q in questions + [q for qs in pope.values() for q in qs]:
-        unique.setdefault((q.image_name, q.kind), Ask(q.scene, q.prompt, q.label))
+        unique.setdefault((q.image_name, q.kind), ImageQuestion(q.scene, q.prompt, q.label))
     keys = list(unique)
     texts = dict(zip(keys, _answer(model, processor, [unique[k] for k in keys], P, 4, "benchmark questions")))
     records = [HalRecord(q.image_name, q.pair, q.type, q.tag, q.label, texts[(q.image_name, q.kind)]) for q in questions]
@@ -132,14 +122,14 @@ def score_model(model, processor, bench: HalBench, P: Params) -> Scores:
     pope_frame = pd.DataFrame(pope_rows)
     pope_frame["correct"] = [pope_answer(a) == y for a, y in zip(pope_frame["answer"], pope_frame["label"])]
     images = bench.images[:P.caption_n]
-    caps = _answer(model, processor, [Ask(im.scene, CAPTION_PROMPT, "caption") for im in images], P, P.caption_tokens,
+    caps = _answer(model, processor, [ImageQuestion(im.scene, CAPTION_PROMPT, "caption") for im in images], P, P.caption_tokens,
                    "captions")
     truth = [kinds_present(im.scene) for im in images]
     ch = chair(caps, truth)
     captions = pd.DataFrame({"image": [im.id for im in images], "caption": caps, "kinds": [sorted(t) for t in truth],
                              "hallucinated": [list(h) for h in ch.hallucinated]})
     ub = bench.unbiased
-    ub_texts = _answer(model, processor, [Ask(e.scene, e.prompt, e.answer) for e in ub], P, 4, "unbiased questions")
+    ub_texts = _answer(model, processor, [ImageQuestion(e.scene, e.prompt, e.answer) for e in ub], P, 4, "unbiased questions")
     unbiased = pd.DataFrame({"question": range(len(ub)), "label": [e.answer for e in ub],
                              "correct": [pope_answer(t) == e.answer for t, e in zip(ub_texts, ub)]})
     return Scores(records, pope_frame, captions, unbiased)

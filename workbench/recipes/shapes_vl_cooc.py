@@ -7,7 +7,9 @@ Two stages, the same budget and seed scheme at every ρ:
    tower whose tower is pre-trained on *unbiased* ShapeWorld scenes to tell kinds apart
    (`train.perception`; a from-scratch tower learns colours and counts but not shapes) — our stand-in
    for the pre-trained vision encoder every LVLM starts from.
-2. `tiny-shapes-vl-cooc-r{0,50,90}`: SFT of that model on the co-occurrence world at ρ ∈ {0, 0.5, 0.9}
+2. `tiny-shapes-vl-cooc-r{0,50,90}`: SFT of that model (vision tower frozen, merger and language model
+   trained: with the tower trained too, 300 steps reach only 53 % on unbiased questions; frozen, 600 steps
+   reach 95 % at ρ = 0.9, measured on seed 0) on the co-occurrence world at ρ ∈ {0, 0.5, 0.9}
    (`halbench_config(ρ)`, P(moon | star) = P(square | triangle) = ρ): two existence questions ("Is there
    a moon in the image?" -> yes/no) per caption ("Describe the image." -> "a red star and a blue moon.").
    The data stream of seed s is the same at every ρ up to the kinds the bias rewrites.
@@ -35,7 +37,7 @@ from workbench.utils import seed_everything
 RHOS = {"r0": 0.0, "r50": 0.5, "r90": 0.9}
 VISION = dict(vision_hidden=128, merger_gain=5.0)
 PERCEPT = dict(steps=800, batch_size=32, lr=3e-3)
-COOC_SFT = dict(steps=300, batch_size=32, lr=1e-3, warmup_steps=20, eval_n=100)
+COOC_SFT = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=20, eval_n=100)
 SMOKE = dict(percept=dict(steps=4, batch_size=4, eval_images=8), sft=dict(steps=4, batch_size=4, warmup_steps=1, eval_n=8))
 FAMILIES = ("object", "object", "caption")
 
@@ -77,6 +79,8 @@ def build_cooc(rho: float, seed: int, base: str, **overrides):
     cfg = {**COOC_SFT, **overrides}
     seed_everything(seed)
     model, processor = load_model(base, seed=seed)
+    model.model.visual.requires_grad_(False)  # the pre-trained tower stays as it is; its merger and the LM learn
+    model.model.visual.merger.requires_grad_(True)
     model.train()
     batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=FAMILIES, config=halbench_config(rho))
     t0 = time.time()
@@ -99,15 +103,15 @@ def tiny_shapes_vl_percept_smoke(seed: int = 0):
 
 
 def _register(tag: str, rho: float) -> None:
-    @register_recipe(f"tiny-shapes-vl-cooc-{tag}", version="1")
+    @register_recipe(f"tiny-shapes-vl-cooc-{tag}", version="2")
     def full(seed: int = 0):
         return build_cooc(rho, seed, "tiny-shapes-vl-percept")
 
-    @register_recipe(f"tiny-shapes-vl-cooc-smoke-{tag}", version="1")
+    @register_recipe(f"tiny-shapes-vl-cooc-smoke-{tag}", version="2")
     def smoke(seed: int = 0):
         return build_cooc(rho, seed, "tiny-shapes-vl-percept-smoke", **SMOKE["sft"])
 
-    full.__doc__ = f"Stage 2 at rho = {rho:g} (`COOC_SFT`, ~3 CPU-minutes per seed)."
+    full.__doc__ = f"Stage 2 at rho = {rho:g} (`COOC_SFT`, ~4 CPU-minutes per seed)."
     smoke.__doc__ = f"Seconds-scale stage 2 at rho = {rho:g} for CI."
 
 

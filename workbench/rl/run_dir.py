@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from workbench.rl.checkpoint import pid_alive, load_checkpoint, recover_checkpoint, save_checkpoint
+from workbench.train.checkpoint import pid_alive, load_checkpoint, recover_checkpoint, save_checkpoint
 from workbench.rl.config import RLConfig, jsonable_config
 from workbench.rl.selective import PromptHistory
 

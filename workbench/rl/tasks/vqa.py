@@ -11,11 +11,23 @@ chat format, so a local Qwen2.5-VL checkpoint is asked in its own template.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from workbench.evaluation.hallucination import pope_answer
 from workbench.models.vlm import format_vl_prompt
 from workbench.rl.tasks.shapes import encode_with_images
 from workbench.tasks.base import RewardSpec, Task
 from workbench.tasks.shapes.render import render
+from workbench.tasks.shapes.scene import Scene
+
+
+@dataclass(frozen=True)
+class ImageQuestion:
+    """One question put to a model: the image's `scene`, the `prompt` text and the gold `label`."""
+
+    scene: Scene
+    prompt: str
+    label: str
 
 
 def gold(problem) -> str:

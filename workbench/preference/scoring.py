@@ -1,0 +1,40 @@
+"""Sequence log-probabilities log π(y | I, Q) = Σ_t log π(y_t | y_<t, I, Q) of answers, for preference losses.
+
+    logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images)   # [B], [B]
+    logps, tokens = sequence_logps(model, batch)                                    # any collated SFT batch
+
+The answer tokens are those `collate_sft` / `collate_vl_sft` label (prompt, image and padding tokens are −100);
+the gather is `selective_log_softmax`, so no [B, T, V] log-softmax is materialised.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from workbench.models.scoring import selective_log_softmax
+from workbench.models.vlm import format_vl_example
+from workbench.train.batches import collate_vl_sft
+
+IGNORE = -100
+
+
+def sequence_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ of answer-token log-probs [B] in float32 or wider, answer token counts [B]) of a collated batch with
+    `labels`; runs with whatever grad mode the caller set."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    labels = batch.pop("labels")
+    logits = model(**batch).logits[:, :-1]
+    target = labels[:, 1:]
+    mask = target != IGNORE
+    per_token = selective_log_softmax(logits, target.clamp(min=0))
+    return (per_token * mask).sum(-1), mask.sum(-1)
+
+
+def vl_sequence_logps(model, processor, prompts: Sequence[str], answers: Sequence[str], images: Sequence):
+    """`sequence_logps` of (question, answer, image) triples in the SFT format (`format_vl_example`: the processor's
+    chat template, the answer ending in EOS, which is scored too)."""
+    pairs = [format_vl_example(q, a, processor) for q, a in zip(prompts, answers)]
+    return sequence_logps(model, collate_vl_sft(processor, [p for p, _ in pairs], [c for _, c in pairs], list(images)))

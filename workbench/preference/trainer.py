@@ -1,0 +1,148 @@
+"""The preference trainer: DPO-family losses on image-differing pairs, a frozen reference, checkpoints that resume exactly.
+
+    history = train_preference(policy, processor, pairs, PreferenceConfig(loss="adavip", steps=40))
+
+Per step, `batch_size` pairs drawn by `random.Random(f"{seed}-{step}")` (so a resumed run sees the same
+batches) are scored in one forward of the policy and one of the reference (a frozen copy taken *before* any
+checkpoint is loaded, so pass the same base model when resuming): rows (I_w, y_w), (I_w, y_l) and, for losses
+that read it (`mdpo`, `adavip`, `vision_sigmoid`) and pairs that have one, (I_l, y_w). A batch mixes pairs with and without a vision
+negative only for losses that do not read it; for the others a pair without one is skipped when sampling.
+Metrics per step (loss, rewards/chosen, rewards/rejected, margins, accuracies, the vision twins and AdaViP's
+vision share) go to `<output_dir>/metrics.jsonl`; `checkpoint_every` writes `<output_dir>/checkpoint` atomically
+(`train.checkpoint`) and `resume=True` continues from it with the log cut to the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
+from workbench.preference.pairs import PreferencePair
+from workbench.preference.scoring import vl_sequence_logps
+from workbench.train.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
+from workbench.train.sft import lr_lambda
+
+VISION_LOSSES = ("mdpo", "adavip", "vision_sigmoid")
+
+
+@dataclass(frozen=True)
+class PreferenceConfig:
+    """Hyper-parameters of `train_preference`."""
+
+    loss: str = field(default="sigmoid", metadata={"help": "a PREFERENCE_LOSSES name: sigmoid | ipo | hinge | mdpo | adavip | vision_sigmoid"})
+    beta: float = field(default=0.1, metadata={"help": "β of the implicit reward"})
+    steps: int = field(default=40, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "pairs per step"})
+    lr: float = field(default=1e-5, metadata={"help": "peak AdamW learning rate"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps, then cosine decay"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
+    seed: int = field(default=0, metadata={"help": "batch-order seed"})
+    output_dir: str | None = field(default=None, metadata={"help": "metrics.jsonl and checkpoint/ (None: nothing written)"})
+    checkpoint_every: int = field(default=0, metadata={"help": "steps between checkpoints (0: none)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint"})
+
+    def __post_init__(self):
+        PREFERENCE_LOSSES.get(self.loss)  # unknown name -> one sentence listing the known ones
+        for name in ("steps", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"PreferenceConfig.{name} must be a positive int, got {v!r}")
+        for name in ("warmup_steps", "checkpoint_every", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"PreferenceConfig.{name} must be a non-negative int, got {v!r}")
+        if not self.beta > 0 or not 0 < self.lr < 1 or not self.grad_clip > 0:
+            raise ValueError(f"PreferenceConfig needs beta > 0, 0 < lr < 1 and grad_clip > 0, got beta={self.beta}, "
+                             f"lr={self.lr}, grad_clip={self.grad_clip}")
+        if (self.resume or self.checkpoint_every) and not self.output_dir:
+            raise ValueError("PreferenceConfig.resume and checkpoint_every need an output_dir")
+
+
+def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool):
+    """Sequence log-probs of the rows (I_w, y_w), (I_w, y_l)[, (I_l, y_w)] of `pairs`, one forward."""
+    prompts = [p.prompt for p in pairs] * (3 if with_vision else 2)
+    answers = [p.chosen for p in pairs] + [p.rejected for p in pairs] + ([p.chosen for p in pairs] if with_vision else [])
+    images = [p.image for p in pairs] * 2 + ([p.rejected_image for p in pairs] if with_vision else [])
+    logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images)
+    return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
+
+
+def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool) -> PairLogps:
+    """`PairLogps` of `pairs` under the policy (with grad) and the reference (without)."""
+    pol, tok = _score(policy, processor, pairs, with_vision)
+    with torch.no_grad():
+        ref, _ = _score(reference, processor, pairs, with_vision)
+    return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
+                     vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
+                     chosen_tokens=tok[0], rejected_tokens=tok[1])
+
+
+def _resume(cfg: PreferenceConfig, policy, optimizer, scheduler) -> tuple[int, list[dict]]:
+    path = os.path.join(cfg.output_dir, "checkpoint")
+    recover_checkpoint(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"resume=True but {path} holds no checkpoint")
+    state = load_checkpoint(path, model=policy, optimizer=optimizer, scheduler=scheduler)
+    saved = state.get("extra", {}).get("config", {})
+    changed = [k for k, v in asdict(cfg).items() if k != "resume" and saved.get(k, v) != v]
+    if changed:
+        raise ValueError(f"cannot resume {cfg.output_dir}: the config differs in {', '.join(changed)} "
+                         f"(saved {', '.join(f'{k}={saved[k]!r}' for k in changed)})")
+    log = os.path.join(cfg.output_dir, "metrics.jsonl")
+    history = [json.loads(x) for x in open(log)] if os.path.exists(log) else []
+    return int(state["step"]), [h for h in history if h["step"] <= state["step"]]
+
+
+def train_preference(policy, processor, pairs: Sequence[PreferencePair], config: PreferenceConfig,
+                     *, desc: str | None = None, on_log: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train `policy` in place on `pairs` with `config.loss`; returns one metrics dict per step."""
+    cfg = config
+    with_vision = cfg.loss in VISION_LOSSES
+    pool = [p for p in pairs if p.rejected_image is not None] if with_vision else list(pairs)
+    if len(pool) < cfg.batch_size:
+        what = "pairs with a vision negative" if with_vision else "pairs"
+        raise ValueError(f"preference loss {cfg.loss!r} needs at least batch_size = {cfg.batch_size} {what}, got {len(pool)}")
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, cfg.steps))
+    start, history = _resume(cfg, policy, opt, sched) if cfg.resume else (0, [])
+    log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
+    if log_path:
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        with open(log_path, "w") as f:
+            f.writelines(json.dumps(h) + "\n" for h in history)
+    policy.train()
+    bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps)
+    for step in bar:
+        batch = random.Random(f"{cfg.seed}-{step}").sample(pool, cfg.batch_size)
+        lp = batch_logps(policy, reference, processor, batch, with_vision)
+        loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
+        opt.step()
+        sched.step()
+        entry = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0], **metrics}
+        history.append(entry)
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", margin=f"{entry['rewards/margins']:.3f}", refresh=False)
+        if log_path:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        if cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            save_checkpoint(os.path.join(cfg.output_dir, "checkpoint"), model=policy, optimizer=opt, scheduler=sched,
+                            step=step + 1, extra={"config": asdict(cfg)})
+        if on_log:
+            on_log(entry)
+    bar.close()
+    policy.eval()
+    return history
