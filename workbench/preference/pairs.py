@@ -31,23 +31,24 @@ from workbench.tasks.shapes.scene import Scene
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """One pair: the chosen image `scene` (I_w), `prompt`, `chosen` (y_w), `rejected` (y_l) with its
-    `hallucinated` kind, and the vision negative: `removed` (the object index filled) and its `image` (I_l,
-    [H, W, 3] uint8) — None without a vision pair."""
+    """One pair: the chosen image `scene` (I_w; None for a text-only pair, whose `prompt` is then already in the
+    chat format), `prompt`, `chosen` (y_w), `rejected` (y_l) with its `hallucinated` kind, and the vision
+    negative: `removed` (the object index filled) and its `rejected_image` (I_l, [H, W, 3] uint8) — None
+    without a vision pair."""
 
     id: str
-    scene: Scene
+    scene: Scene | None
     prompt: str
     chosen: str
     rejected: str
-    hallucinated: str
+    hallucinated: str = ""
     removed: int | None = None
     rejected_image: np.ndarray | None = None
 
     @property
-    def image(self) -> np.ndarray:
-        """I_w, [H, W, 3] uint8 (re-rendered)."""
-        return render(self.scene).image
+    def image(self) -> np.ndarray | None:
+        """I_w, [H, W, 3] uint8 (re-rendered; None for a text-only pair)."""
+        return render(self.scene).image if self.scene is not None else None
 
 
 def hallucinated_caption(graph: SceneGraph, counts: np.ndarray, kinds: Sequence[str], colours: Sequence[str],

@@ -1,6 +1,7 @@
 """Sequence log-probabilities log π(y | I, Q) = Σ_t log π(y_t | y_<t, I, Q) of answers, for preference losses.
 
     logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images)   # [B], [B]
+    logps, tokens = text_sequence_logps(model, tokenizer, chat_prompts, answers)    # text-only pairs
     logps, tokens = sequence_logps(model, batch)                                    # any collated SFT batch
 
 The answer tokens are those `collate_sft` / `collate_vl_sft` label (prompt, image and padding tokens are −100);
@@ -16,6 +17,7 @@ import torch
 from workbench.models.scoring import selective_log_softmax
 from workbench.models.vlm import format_vl_example
 from workbench.train.batches import collate_vl_sft
+from workbench.train.sft import collate_sft
 
 IGNORE = -100
 
@@ -31,6 +33,13 @@ def sequence_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     mask = target != IGNORE
     per_token = selective_log_softmax(logits, target.clamp(min=0))
     return (per_token * mask).sum(-1), mask.sum(-1)
+
+
+def text_sequence_logps(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]):
+    """`sequence_logps` of (prompt, answer) text pairs: prompts already in the chat format, answers scored with
+    a trailing EOS (the SFT format of `collate_sft`)."""
+    eos = tokenizer.eos_token
+    return sequence_logps(model, collate_sft(tokenizer, list(prompts), [a + eos for a in answers]))
 
 
 def vl_sequence_logps(model, processor, prompts: Sequence[str], answers: Sequence[str], images: Sequence):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
 from workbench.preference.pairs import PreferencePair
-from workbench.preference.scoring import vl_sequence_logps
+from workbench.preference.scoring import text_sequence_logps, vl_sequence_logps
 from workbench.train.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
 from workbench.train.sft import lr_lambda
 
@@ -67,9 +67,13 @@ class PreferenceConfig:
 
 
 def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool):
-    """Sequence log-probs of the rows (I_w, y_w), (I_w, y_l)[, (I_l, y_w)] of `pairs`, one forward."""
+    """Sequence log-probs of the rows (I_w, y_w), (I_w, y_l)[, (I_l, y_w)] of `pairs`, one forward (text-only
+    pairs, `scene` None, through the tokenizer `processor`)."""
     prompts = [p.prompt for p in pairs] * (3 if with_vision else 2)
     answers = [p.chosen for p in pairs] + [p.rejected for p in pairs] + ([p.chosen for p in pairs] if with_vision else [])
+    if pairs[0].scene is None:
+        logps, tokens = text_sequence_logps(model, processor, prompts, answers)
+        return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
     images = [p.image for p in pairs] * 2 + ([p.rejected_image for p in pairs] if with_vision else [])
     logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images)
     return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
@@ -101,34 +105,49 @@ def _resume(cfg: PreferenceConfig, policy, optimizer, scheduler) -> tuple[int, l
     return int(state["step"]), [h for h in history if h["step"] <= state["step"]]
 
 
-def train_preference(policy, processor, pairs: Sequence[PreferencePair], config: PreferenceConfig,
-                     *, desc: str | None = None, on_log: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train `policy` in place on `pairs` with `config.loss`; returns one metrics dict per step."""
+def train_preference(policy, processor, pairs: Sequence[PreferencePair], config: PreferenceConfig, *, reference=None,
+                     accelerator=None, desc: str | None = None, on_log: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train `policy` in place on `pairs` with `config.loss`; returns one metrics dict per step.
+
+    `reference`: the frozen π_ref (default: a copy of `policy` taken now, before any checkpoint is loaded);
+    `processor`: the VLM processor for image pairs, or the tokenizer for text-only pairs. `accelerator`: an
+    `accelerate.Accelerator`; with P processes (e.g. `torchrun --nproc_per_node P`) each scores its shard
+    `batch[rank::P]` of the step's pairs and DDP averages the gradients, which equals the one-process gradient
+    when `batch_size` is a multiple of P (checked). Logged metrics are the local shard's; rank 0 writes files."""
     cfg = config
     with_vision = cfg.loss in VISION_LOSSES
     pool = [p for p in pairs if p.rejected_image is not None] if with_vision else list(pairs)
+    if len({p.scene is None for p in pool}) > 1:
+        raise ValueError("pairs mix text-only pairs (scene None) with image pairs; train them separately")
     if len(pool) < cfg.batch_size:
         what = "pairs with a vision negative" if with_vision else "pairs"
         raise ValueError(f"preference loss {cfg.loss!r} needs at least batch_size = {cfg.batch_size} {what}, got {len(pool)}")
-    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
+    reference = (reference if reference is not None else copy.deepcopy(policy)).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, cfg.steps))
     start, history = _resume(cfg, policy, opt, sched) if cfg.resume else (0, [])
-    log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
+    model = policy
+    if accelerator is not None:
+        model, opt = accelerator.prepare(policy, opt)
+    log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir and rank == 0 else None
     if log_path:
         os.makedirs(cfg.output_dir, exist_ok=True)
         with open(log_path, "w") as f:
             f.writelines(json.dumps(h) + "\n" for h in history)
     policy.train()
-    bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps)
+    bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
+               disable=rank != 0)
     for step in bar:
-        batch = random.Random(f"{cfg.seed}-{step}").sample(pool, cfg.batch_size)
-        lp = batch_logps(policy, reference, processor, batch, with_vision)
+        batch = random.Random(f"{cfg.seed}-{step}").sample(pool, cfg.batch_size)[rank::world]
+        lp = batch_logps(model, reference, processor, batch, with_vision)
         loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        accelerator.backward(loss) if accelerator is not None else loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
         opt.step()
         sched.step()
@@ -138,7 +157,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
         if log_path:
             with open(log_path, "a") as f:
                 f.write(json.dumps(entry) + "\n")
-        if cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+        if rank == 0 and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             save_checkpoint(os.path.join(cfg.output_dir, "checkpoint"), model=policy, optimizer=opt, scheduler=sched,
                             step=step + 1, extra={"config": asdict(cfg)})
         if on_log:
