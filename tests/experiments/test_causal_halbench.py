@@ -89,3 +89,21 @@ def test_parameter_checks():
 def test_mean_ci_uses_t():
     mean, half = exp.mean_ci([0.0, 1.0, 2.0])
     assert mean == 1.0 and half == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3), rel=1e-6)
+
+
+def test_any_local_checkpoint_is_scored(tmp_path):
+    """`model` = a local folder: the benchmark scores it through load_model like a real Qwen2.5-VL checkpoint."""
+    from workbench.models.zoo import load_model, save_pretrained_atomic
+
+    model, proc = load_model("tiny-shapes-vl-cooc-smoke-r0")
+    path = save_pretrained_atomic(model, proc, str(tmp_path / "ckpt"))
+    P = exp.PRESETS.values("smoke", model=path, seed=0, n_images=3, unbiased_n=4, caption_n=2, device="cpu")
+    exp.check(P)
+    runs = exp.model_runs(P)
+    assert [(r.name, r.rho) for r in runs] == [(path, None)]
+    sweep = exp.run_sweep(P, exp.benchmark(P))
+    row = sweep.summary.iloc[0]
+    assert row["model"] == path and 0.0 <= row["unbiased_accuracy"] <= 1.0
+    assert {"cac", "pope_adversarial_accuracy", "chair_i"} <= set(sweep.summary.columns)
+    assert claims(sweep, 0.05) == []  # no rho sweep, no claims
+    assert len(sweep.captions) == 2 and len(sweep.unbiased) == 4

@@ -15,6 +15,7 @@ runs and the claims.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import random
@@ -192,7 +193,8 @@ def _r(x, d: int = 4):
 
 def claims(runs: Runs, margin: float) -> list[dict]:
     """(a) `adavip_cuts_hallucination_more_than_dpo`: per (seed, image) any-hallucination, DPO − AdaViP, SESOI 2
-    points, decided only if DPO itself cut hallucination (per-seed CHAIR_s gain over the base above 2 SE);
+    points, decided only if DPO itself cut hallucination (per-seed CHAIR_s gain over the base above 2 SE) and left
+    room for the SESOI (DPO's CHAIR_s ≥ 2 points: below that floor no difference that matters can exist);
     (b) `adavip_keeps_recall`: per (seed, image) recall AdaViP − base, holds when the CI lies above −margin;
     (c) `vision_pairs_alone_help`: per (seed, image) any-hallucination, base − vision-only, SESOI 2 points."""
     base = runs.captions[runs.captions["method"] == "base"].set_index("image")
@@ -201,6 +203,11 @@ def claims(runs: Runs, margin: float) -> list[dict]:
     gains = [float(base["any_hallucination"].mean() - g["any_hallucination"].mean()) for _, g in dpo.groupby("seed")]
     v = paired(dpo["any_hallucination"].tolist(), ada["any_hallucination"].tolist(), SESOI_HALLUCINATION,
                baseline_learned=learned(gains))
+    room = float(dpo["any_hallucination"].mean()) if len(dpo) else 0.0
+    if v.verdict != "inconclusive" and room < SESOI_HALLUCINATION:  # a floor: no method can beat DPO by the SESOI
+        v = dataclasses.replace(v, verdict="inconclusive", budget=None,
+                                reason=f"floor: DPO's CHAIR_s {100 * room:.2g} % leaves less room than the SESOI "
+                                       f"({100 * SESOI_HALLUCINATION:g} points), so no effect that matters can show")
     out.append({"id": "adavip_cuts_hallucination_more_than_dpo",
                 "claim": "AdaViP's captions hallucinate less often than DPO's (CHAIR_s, paired by seed and image, SESOI "
                          f"{100 * SESOI_HALLUCINATION:g} points)",
