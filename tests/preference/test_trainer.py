@@ -109,3 +109,25 @@ def test_config_and_pool_checks(setup):
     pairs = build_pairs(model, proc, [im.scene for im in bench.images[:3]], bench.counts, bench.kinds, vision=False)
     with pytest.raises(ValueError, match="needs at least batch_size = 8 pairs with a vision negative"):
         train_preference(model, proc, pairs, PreferenceConfig(loss="adavip", steps=1))
+
+
+def test_lora_policy_uses_its_disabled_adapter_as_reference():
+    """With a PEFT policy and no reference, π_ref is the policy with adapters off: at step 0 (LoRA B = 0) the
+    policy equals the reference, so every implicit reward is exactly 0 and the DPO loss is log 2."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2ForCausalLM
+
+    from workbench.models.tiny import tiny_qwen2_config
+    from workbench.models.tokenizer import build_tokenizer, format_prompt
+    from workbench.preference.pairs import PreferencePair
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    base = Qwen2ForCausalLM(tiny_qwen2_config(len(tok)))
+    policy = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+    pairs = [PreferencePair(f"p{i}", None, format_prompt(f"{i}+1"), f"answer: {i + 1}", f"answer: {i + 2}") for i in range(6)]
+    hist = train_preference(policy, tok, pairs, PreferenceConfig(loss="sigmoid", steps=3, batch_size=4, lr=1e-2))
+    assert hist[0]["rewards/chosen"] == 0.0 and hist[0]["loss"] == pytest.approx(np.log(2), rel=1e-9)
+    assert hist[-1]["rewards/margins"] != 0.0  # the adapter learned; the reference (adapter off) did not move
+    lora = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert lora and all("lora" in n for n in lora)

@@ -79,11 +79,24 @@ def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool)
     return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
 
 
+def _unwrap(model):
+    return getattr(model, "module", model)  # DDP wraps the PEFT model
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
 def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool) -> PairLogps:
-    """`PairLogps` of `pairs` under the policy (with grad) and the reference (without)."""
+    """`PairLogps` of `pairs` under the policy (with grad) and the reference (without). `reference` None with a
+    PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory."""
     pol, tok = _score(policy, processor, pairs, with_vision)
     with torch.no_grad():
-        ref, _ = _score(reference, processor, pairs, with_vision)
+        if reference is None:
+            with _unwrap(policy).disable_adapter():
+                ref, _ = _score(policy, processor, pairs, with_vision)
+        else:
+            ref, _ = _score(reference, processor, pairs, with_vision)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
@@ -109,7 +122,8 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
                      accelerator=None, desc: str | None = None, on_log: Callable[[dict], None] | None = None) -> list[dict]:
     """Train `policy` in place on `pairs` with `config.loss`; returns one metrics dict per step.
 
-    `reference`: the frozen π_ref (default: a copy of `policy` taken now, before any checkpoint is loaded);
+    `reference`: the frozen π_ref (default: a copy of `policy` taken now, before any checkpoint is loaded; for a
+    PEFT (LoRA) policy, the policy with its adapters disabled);
     `processor`: the VLM processor for image pairs, or the tokenizer for text-only pairs. `accelerator`: an
     `accelerate.Accelerator`; with P processes (e.g. `torchrun --nproc_per_node P`) each scores its shard
     `batch[rank::P]` of the step's pairs and DDP averages the gradients, which equals the one-process gradient
@@ -125,7 +139,10 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
-    reference = (reference if reference is not None else copy.deepcopy(policy)).eval().requires_grad_(False)
+    if reference is not None:
+        reference = reference.eval().requires_grad_(False)
+    elif not _is_peft(policy):
+        reference = copy.deepcopy(policy).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, cfg.steps))
     start, history = _resume(cfg, policy, opt, sched) if cfg.resume else (0, [])
