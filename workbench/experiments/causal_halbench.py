@@ -29,6 +29,9 @@ from workbench.tasks.shapes.cooccurrence import CAPTION_PROMPT, HALBENCH_PAIRS, 
 from workbench.utils import seed_everything
 
 ZOO_RHOS = {0.0: "r0", 0.5: "r50", 0.9: "r90"}
+#: the metrics drawn against ρ (with seed bands): the counterfactual four, CHAIR_i, unbiased accuracy, POPE per split
+BAND_METRICS = ["cac", "nac", "chr", "cpr", "chair_i", "unbiased_accuracy"] + [
+    f"pope_{s}_{k}" for s in ("random", "popular", "adversarial") for k in ("accuracy", "yes_ratio")]
 PRESETS = Presets(
     {"smoke": dict(family="tiny-shapes-vl-cooc-smoke", rhos=[0.0, 0.5, 0.9], n_seeds=1, n_images=6, unbiased_n=8,
                    caption_n=4, caption_tokens=48, batch_size=64, margin=0.05),
