@@ -74,3 +74,22 @@ def test_recording_returns_nothing_so_cells_end_without_a_repr(tmp_path, monkeyp
     r = Results("99_x", "smoke", 0)
     assert r.metric("a", [1, 2]) is None
     assert r.claim("c", "x", paper=1, measured=1, holds=True) is None
+
+
+def test_figures_of_a_smoke_run_or_a_sweep_go_to_their_own_place(tmp_path, monkeypatch):
+    """Issue 25 item 4: only the default (cpu) run writes figures/<notebook>/, which REPORT.md links."""
+    import os
+
+    import workbench.notebook as wnb
+    from workbench.viz.style import figures_dir
+
+    monkeypatch.setenv("WORKBENCH_FIGURES", str(tmp_path))
+    monkeypatch.delenv("WORKBENCH_FIGURES_TAG", raising=False)
+    wnb.Results("07_x", "smoke", 0)
+    assert figures_dir("07_x") == os.path.join(str(tmp_path), "_smoke", "07_x")
+    wnb.Results("07_x", "cpu", 0)
+    assert figures_dir("07_x") == os.path.join(str(tmp_path), "07_x")
+    monkeypatch.setenv("WORKBENCH_FIGURES_TAG", "sweep-seed=1")
+    res = wnb.Results("07_x", "cpu", 0)
+    assert figures_dir("07_x") == os.path.join(str(tmp_path), "_sweep-seed=1", "07_x")
+    assert res.to_dict()["figure_tag"] == "sweep-seed=1"

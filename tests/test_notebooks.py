@@ -47,7 +47,8 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
     stray = [("".join(c["source"]).splitlines() or [""])[-1] for c in executed["cells"] if c["cell_type"] == "code"
              for o in c.get("outputs", []) if o.get("output_type") == "execute_result" and set(o.get("data", {})) <= {"text/plain"}]
     assert not stray, f"{name}: cells end in a bare repr: {stray}"
-    figs = glob.glob(str(isolated_outputs / "figures" / name / "*.png"))
+    figs = glob.glob(str(isolated_outputs / "figures" / "_smoke" / name / "*.png"))  # a smoke run has its own place
+    assert not os.path.exists(isolated_outputs / "figures" / name), "a smoke run must not write the cpu figures"
     assert figs and all(os.path.exists(f[:-4] + ".pdf") for f in figs)
     if name in GOLDEN["notebooks"]:
         exact = same_machine(GOLDEN["machine"])

@@ -149,6 +149,23 @@ class Claim:
     evidence: dict | None = None
 
 
+DEFAULT_PRESET = "cpu"  # the run `make reproduce` makes: its figures sit in figures/<notebook>/
+_FIGURE_TAG: list[str | None] = [None]
+
+
+def figure_tag() -> str | None:
+    """Where this run's figures go besides the default run's: None for the default (`cpu`) run, else
+    `$WORKBENCH_FIGURES_TAG` (a sweep member's, set by `workbench.run`) or the preset name (`smoke`, `gpu`).
+    Set by `Results(...)`, which every notebook builds before its first figure."""
+    return _FIGURE_TAG[0]
+
+
+def figure_tag_for(preset: str) -> str | None:
+    """The tag a run of `preset` gets (see `figure_tag`)."""
+    env = os.environ.get("WORKBENCH_FIGURES_TAG")
+    return env or (None if preset == DEFAULT_PRESET else preset)
+
+
 @dataclass
 class Results:
     """Collects metrics and claims of one notebook run; `save()` writes `results.json`.
@@ -165,6 +182,9 @@ class Results:
     metrics: dict = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        _FIGURE_TAG[0] = figure_tag_for(self.preset)
 
     def metric(self, name: str, value: Any) -> None:
         """Record a metric. Returns nothing, so a cell that ends with it shows no stray repr."""
@@ -183,7 +203,7 @@ class Results:
     def to_dict(self) -> dict:
         return {
             "notebook": self.notebook, "preset": self.preset, "seed": self.seed,
-            "paper": self.paper, "key_figure": self.key_figure, "runtime_s": round(time.time() - self.started, 1), "metrics": _jsonable(self.metrics),
+            "paper": self.paper, "key_figure": self.key_figure, "figure_tag": figure_tag_for(self.preset), "runtime_s": round(time.time() - self.started, 1), "metrics": _jsonable(self.metrics),
             "claims": [_jsonable({k: v for k, v in vars(c).items() if v is not None or k in ("id", "claim", "paper", "measured", "holds")})
                        for c in self.claims],
         }

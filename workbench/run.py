@@ -80,6 +80,7 @@ def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", 
     env_before = os.environ.get("WORKBENCH_OUTPUTS")
     if tag:
         os.environ["WORKBENCH_OUTPUTS"] = results_root
+        os.environ["WORKBENCH_FIGURES_TAG"] = "sweep-" + tag  # its figures: figures/_sweep-<tag>/<name>/
     t0 = time.time()
     try:
         pm.execute_notebook(path, out_nb, parameters=parameters, progress_bar=progress,
@@ -89,6 +90,7 @@ def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", 
         ok, err = False, str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
     finally:
         if tag:
+            os.environ.pop("WORKBENCH_FIGURES_TAG", None)
             if env_before is None:
                 os.environ.pop("WORKBENCH_OUTPUTS", None)
             else:
@@ -118,7 +120,9 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
         if nb in failed:
             continue
         fig = res.get("key_figure") or ""
-        fig_rel = os.path.relpath(os.path.join(figures_root, nb, fig + ".png"), outputs_root) if fig else ""
+        tag = res.get("figure_tag")
+        fig_dir = os.path.join(figures_root, f"_{tag}", nb) if tag else os.path.join(figures_root, nb)
+        fig_rel = os.path.relpath(os.path.join(fig_dir, fig + ".png"), outputs_root) if fig else ""
         fig_cell = f"[{fig}]({fig_rel})" if fig else ""
         claims = res.get("claims") or [{"claim": "(no claim recorded)", "paper": "", "measured": "", "holds": None}]
         for c in claims:

@@ -22,16 +22,21 @@ def use_style() -> None:
     matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
 
 
-def figures_dir(notebook: str) -> str:
-    """`$WORKBENCH_FIGURES/<notebook>` (default `<repo>/figures/<notebook>`), created."""
+def figures_dir(notebook: str, tag: str | None = None) -> str:
+    """`$WORKBENCH_FIGURES/<notebook>` (default `<repo>/figures/<notebook>`) for the default (`cpu`) run, and
+    `…/figures/_<tag>/<notebook>` for any other (`tag` default: `workbench.notebook.figure_tag()`: the preset
+    or the sweep member), so a smoke run or a sweep never overwrites the figures REPORT.md links. Created."""
+    from workbench.notebook import figure_tag
+
+    tag = tag if tag is not None else figure_tag()
     root = os.environ.get("WORKBENCH_FIGURES") or os.path.join(repo_root(), "figures")
-    path = os.path.join(root, notebook)
+    path = os.path.join(root, f"_{tag}", notebook) if tag else os.path.join(root, notebook)
     os.makedirs(path, exist_ok=True)
     return path
 
 
 def save_figure(fig, notebook: str, name: str) -> str:
-    """Save `fig` as `<name>.png` and `<name>.pdf` in `figures/<notebook>/`; returns the PNG path."""
+    """Save `fig` as `<name>.png` and `<name>.pdf` in `figures_dir(notebook)`; returns the PNG path."""
     folder = figures_dir(notebook)
     png = os.path.join(folder, f"{name}.png")
     fig.savefig(png)
