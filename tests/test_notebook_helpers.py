@@ -93,3 +93,20 @@ def test_figures_of_a_smoke_run_or_a_sweep_go_to_their_own_place(tmp_path, monke
     res = wnb.Results("07_x", "cpu", 0)
     assert figures_dir("07_x") == os.path.join(str(tmp_path), "_sweep-seed=1", "07_x")
     assert res.to_dict()["figure_tag"] == "sweep-seed=1"
+
+
+def test_a_list_parameter_written_as_text_is_parsed():
+    """Issue 25 item 5: plain papermill passes `-p rhos "[0.0, 0.9]"` as a string."""
+    import typing
+
+    import pytest
+
+    from workbench.notebook import ParameterError, check_parameters
+
+    ns = {"__annotations__": {"preset": str, "rhos": typing.Optional[list[float]]}, "preset": "smoke", "rhos": "[0.0, 0.9]"}
+    assert check_parameters(ns)["rhos"] == [0.0, 0.9] and ns["rhos"] == [0.0, 0.9]
+    ns["rhos"] = "[0.0, 'x']"
+    with pytest.raises(ParameterError, match=r"'rhos' must be of type list\[float\] or None"):
+        check_parameters(ns)
+    ns = {"__annotations__": {"preset": str, "name": typing.Optional[str]}, "preset": "smoke", "name": "[1]"}
+    assert check_parameters(ns)["name"] == "[1]"  # a str parameter keeps its text

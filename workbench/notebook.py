@@ -56,6 +56,30 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return True
 
 
+def _wants_container(tp: Any) -> bool:
+    """Whether `tp` admits a list, tuple or dict but not a str (so a str value may be a container written out)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        return str not in args and any(_wants_container(a) for a in args)
+    return origin in (list, tuple, dict) or tp in (list, tuple, dict)
+
+
+def _from_text(value: Any, tp: Any) -> Any:
+    """A container parameter given as text (plain papermill's `-p rhos "[0.0, 0.9]"`) parsed as a Python literal;
+    anything else unchanged."""
+    if isinstance(value, str) and _wants_container(tp):
+        import ast
+
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            return value
+        if isinstance(parsed, (list, tuple, dict)):
+            return parsed
+    return value
+
+
 def _type_name(tp: Any) -> str:
     """`int`, `int or None`, `list[float] or None`: what a value must be, in words."""
     origin = typing.get_origin(tp)
@@ -106,6 +130,9 @@ def check_parameters(namespace: dict, choices: dict[str, typing.Iterable] | None
         value = namespace.get(name)
         if isinstance(tp, str):  # postponed annotations: evaluate in the namespace
             tp = eval(tp, dict(namespace))  # noqa: S307 - the notebook's own annotation text
+        parsed = _from_text(value, tp)
+        if parsed is not value and _type_ok(parsed, tp):
+            value = namespace[name] = parsed
         if not _type_ok(value, tp):
             raise ParameterError(f"parameter {name!r} must be of type {_type_name(tp)}, got {value!r} ({type(value).__name__})")
         if name in choices and value not in tuple(choices[name]):
