@@ -36,9 +36,11 @@ bench: $(STAMP)
 	@mkdir -p outputs/bench
 	@set -e; for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
+# Every notebook names the kernel `python3` ("Python 3 (workbench)"); installing .venv's kernel under that name
+# in .venv's own prefix makes .venv's jupyter pick it. Root (containers) needs --allow-root.
 lab: $(STAMP)
-	$(PY) -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)"
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-outputs:
 	rm -rf outputs

@@ -110,3 +110,19 @@ def test_a_list_parameter_written_as_text_is_parsed():
         check_parameters(ns)
     ns = {"__annotations__": {"preset": str, "name": typing.Optional[str]}, "preset": "smoke", "name": "[1]"}
     assert check_parameters(ns)["name"] == "[1]"  # a str parameter keeps its text
+
+
+def test_every_notebook_names_the_one_kernel():
+    """Issue 25 item 6: one kernelspec for all notebooks, the one `make lab` installs."""
+    import glob
+    import json
+    import os
+
+    from workbench.utils import repo_root
+
+    specs = {json.dumps(json.load(open(f))["metadata"]["kernelspec"], sort_keys=True)
+             for f in glob.glob(os.path.join(repo_root(), "notebooks", "*.ipynb"))}
+    assert specs == {json.dumps({"display_name": "Python 3 (workbench)", "language": "python", "name": "python3"},
+                                sort_keys=True)}
+    make = open(os.path.join(repo_root(), "Makefile")).read()
+    assert '--name python3 --display-name "Python 3 (workbench)"' in make and "--allow-root" in make
