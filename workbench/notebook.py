@@ -9,7 +9,7 @@ Every notebook's second cell (tagged `parameters`) holds plain typed assignments
 and the next cell calls `check_parameters(globals(), choices={...})`, which reads the annotations
 of that cell (IPython keeps them in the notebook's `__annotations__`), checks each value papermill
 injected against its declared type, and stops with one sentence naming a bad value.
-`outputs/<notebook>/results.json` is written by `Results` in the format DESIGN.md fixes.
+`outputs/<notebook>/results.json` is written by `Results` in the format below (see `Results`).
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def figure_tag_for(preset: str) -> str | None:
 class Results:
     """Collects metrics and claims of one notebook run; `save()` writes `results.json`.
 
-    Format (DESIGN.md): `{"notebook", "preset", "seed", "runtime_s", "metrics": {...},
+    Format: `{"notebook", "preset", "seed", "paper", "key_figure", "figure_tag", "runtime_s", "metrics": {...},
     "claims": [{"id", "claim", "paper", "measured", "holds"}]}`.
     """
 
