@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import torch
 from safetensors.torch import load_file
 
 WORKER = os.path.join(os.path.dirname(__file__), "dist_dpo_worker.py")

@@ -34,9 +34,6 @@ def test_language_pair_inserts_one_cooccurring_absent_object(setup):
         rejected, kind = made
         assert kind not in kinds_present(im.scene)
         assert rejected.count(f"a red {kind}") == 1
-        assert rejected.replace(f"a red {kind}, ", "").replace(f", a red {kind}", "").replace(f" and a red {kind}", "") \
-            .replace(",", "").replace(" and", "").split() == caption_text(g).replace(",", "").replace(" and", "").split() \
-            or True  # word order survives; the exact join may move "and"
         assert sorted(rejected.replace(".", "").replace(",", "").replace(" and ", " ").split()) == sorted(
             (caption_text(g).replace(".", "").replace(",", "").replace(" and ", " ") + f" a red {kind}").split())
 

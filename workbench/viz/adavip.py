@@ -6,7 +6,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from workbench.tasks.shapes.render import render
 from workbench.viz.style import PALETTE
 
 
