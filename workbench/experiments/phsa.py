@@ -195,14 +195,16 @@ class Headline:
     def report(self) -> str:
         """Two lines for the notebook: the headline numbers and the reduction by metric."""
         return (f"at {self.length} tokens, top-K {self.top_k}, sparsity {self.sparsity:.2%}: {self.metric} infllm_v2 "
-                f"{self.baseline:.4f} vs phsa {self.better:.4f} -> PHSA loses {self.reduction_pct:.1f}% less (paper: 10.8%)\n"
+                f"{self.baseline:.4f} vs phsa {self.better:.4f} -> {self.comparison()} (paper: 10.8% less)\n"
                 f"reduction by metric (%): {({k: round(v, 1) for k, v in self.by_metric.items()})}")
+
+    def comparison(self) -> str:
+        """`PHSA loses 3.1% more than InfLLM v2` (the sign read as less / more, never "−3.1% less")."""
+        return f"PHSA loses {abs(self.reduction_pct):.1f}% {'less' if self.reduction_pct > 0 else 'more'} than InfLLM v2"
 
     def sentence(self) -> str:
         """The headline as a figure title."""
-        verdict = "less" if self.reduction_pct > 0 else "more"
-        return (f"PHSA loses {abs(self.reduction_pct):.1f}% {verdict} than InfLLM v2 at {self.sparsity:.1%} sparsity "
-                f"({self.length} tokens; paper: 10.8% less)")
+        return f"{self.comparison()} at {self.sparsity:.1%} sparsity ({self.length} tokens; paper: 10.8% less)"
 
 
 def headline(sweep: Sweep, P: Params) -> Headline:
