@@ -43,7 +43,7 @@ from bench_grpo_trl import PeakMemory, _now, load_base  # noqa: E402
 
 from workbench.models.tokenizer import format_prompt  # noqa: E402
 from workbench.preference.pairs import PreferencePair  # noqa: E402
-from workbench.preference.trainer import PreferenceConfig, train_preference  # noqa: E402
+from workbench.preference.trainer import PreferenceConfig, step_pairs, train_preference  # noqa: E402
 from workbench.tasks import arithmetic  # noqa: E402
 from workbench.utils import repo_root  # noqa: E402
 
@@ -68,9 +68,9 @@ def make_pairs(n: int, seed: int) -> list[PreferencePair]:
     return out
 
 
-def step_pairs(pairs: list[PreferencePair], batch: int, steps: int, seed: int) -> list[PreferencePair]:
-    """The pairs our trainer draws at steps 0 … steps − 1 (`random.Random(f"{seed}-{step}")`), flattened."""
-    return [p for s in range(steps) for p in random.Random(f"{seed}-{s}").sample(pairs, batch)]
+def drawn_pairs(pairs: list[PreferencePair], batch: int, steps: int, seed: int) -> list[PreferencePair]:
+    """The pairs our trainer draws at steps 0 … steps − 1 (`step_pairs`), flattened."""
+    return [p for s in range(steps) for p in step_pairs(pairs, batch, seed, s)]
 
 
 def count_tokens(tok, drawn: list[PreferencePair]) -> list[int]:
@@ -87,7 +87,7 @@ def run_ours(base, tok, pairs, args, device) -> RunResult:
     with PeakMemory(device) as mem:
         train_preference(model, tok, pairs, cfg, reference=reference, on_log=lambda e: stamps.append(_now(device)))
     total = time.perf_counter() - start
-    tokens = count_tokens(tok, step_pairs(pairs, args.batch, args.steps + 1, args.seed)[args.batch:])
+    tokens = count_tokens(tok, drawn_pairs(pairs, args.batch, args.steps + 1, args.seed)[args.batch:])
     return RunResult("ours", sum(tokens), stamps[-1] - stamps[0], total, mem.peak)
 
 
@@ -97,7 +97,7 @@ def run_trl(base, tok, pairs, args, device) -> RunResult:
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    drawn = step_pairs(pairs, args.batch, args.steps + 1, args.seed)
+    drawn = drawn_pairs(pairs, args.batch, args.steps + 1, args.seed)
     data = Dataset.from_dict({"prompt": [p.prompt for p in drawn], "chosen": [p.chosen for p in drawn],
                               "rejected": [p.rejected for p in drawn]})
     stamps: list[float] = []

@@ -106,26 +106,44 @@ class ChairResult:
     hallucinated: tuple[tuple[str, ...], ...]
 
 
+@dataclass(frozen=True)
+class CaptionCheck:
+    """One caption against its image: the kinds it `mentions` (once per mention), those of them that are
+    `hallucinated`, and how many of the image's `truth` kinds it names (`covered`)."""
+
+    mentions: tuple[str, ...]
+    hallucinated: tuple[str, ...]
+    covered: int
+    truth: int
+
+    @property
+    def recall(self) -> float:
+        """covered / truth (0 for an image without objects)."""
+        return self.covered / self.truth if self.truth else 0.0
+
+
+def check_caption(caption: str, objects: Iterable[str], synonyms: dict[str, Sequence[str]] | None = None) -> CaptionCheck:
+    """The mentions of `caption` (`mentioned_objects`) checked against `objects`, the kinds truly in its image."""
+    truth = set(objects)
+    said = mentioned_objects(caption, synonyms)
+    return CaptionCheck(tuple(said), tuple(k for k in said if k not in truth), len(truth & set(said)), len(truth))
+
+
 def chair(captions: Sequence[str], objects: Sequence[Iterable[str]],
           synonyms: dict[str, Sequence[str]] | None = None) -> ChairResult:
-    """CHAIR of `captions` against `objects[i]`, the kinds truly in image i (see the module docstring).
-    CHAIR_i is 0 when no caption mentions any object (then `mentions` = 0 says so)."""
+    """CHAIR of `captions` against `objects[i]`, the kinds truly in image i (see the module docstring), pooled
+    over the per-caption `check_caption`s. CHAIR_i is 0 when no caption mentions any object (then `mentions` = 0
+    says so)."""
     if len(captions) != len(objects) or not captions:
         raise ValueError(f"CHAIR needs one object set per caption (at least one), got {len(captions)} captions "
                          f"and {len(objects)} object sets")
-    hallucinated, mentions, covered, truth_total = [], 0, 0, 0
-    for cap, truth in zip(captions, objects):
-        truth = set(truth)
-        said = mentioned_objects(cap, synonyms)
-        mentions += len(said)
-        hallucinated.append(tuple(k for k in said if k not in truth))
-        covered += len(truth & set(said))
-        truth_total += len(truth)
-    n_hal = sum(len(h) for h in hallucinated)
-    return ChairResult(chair_s=sum(bool(h) for h in hallucinated) / len(captions),
-                       chair_i=n_hal / mentions if mentions else 0.0,
-                       recall=covered / truth_total if truth_total else 0.0,
-                       captions=len(captions), mentions=mentions, hallucinated=tuple(hallucinated))
+    checks = [check_caption(cap, truth, synonyms) for cap, truth in zip(captions, objects)]
+    mentions = sum(len(c.mentions) for c in checks)
+    truth_total = sum(c.truth for c in checks)
+    return ChairResult(chair_s=sum(bool(c.hallucinated) for c in checks) / len(checks),
+                       chair_i=sum(len(c.hallucinated) for c in checks) / mentions if mentions else 0.0,
+                       recall=sum(c.covered for c in checks) / truth_total if truth_total else 0.0,
+                       captions=len(checks), mentions=mentions, hallucinated=tuple(c.hallucinated for c in checks))
 
 
 @dataclass(frozen=True)

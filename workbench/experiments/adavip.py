@@ -18,14 +18,13 @@ import copy
 import dataclasses
 import itertools
 import math
-import random
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from workbench.evaluation import evaluate
-from workbench.evaluation.hallucination import mentioned_objects
+from workbench.evaluation.hallucination import check_caption
 from workbench.evaluation.verdicts import decide_threshold, learned, no_evidence
 from workbench.experiments.claims import paired
 from workbench.experiments.presets import Params, Presets
@@ -33,7 +32,7 @@ from workbench.models.vlm import format_vl_example
 from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
 from workbench.preference.pairs import PreferencePair, build_pairs
-from workbench.preference.trainer import PreferenceConfig, train_preference
+from workbench.preference.trainer import PreferenceConfig, step_pairs, train_preference
 from workbench.rl.tasks.vqa import ImageQuestion, image_question_task
 from workbench.tasks.halbench import load_halbench
 from workbench.tasks.shapes.cooccurrence import CAPTION_PROMPT, cooccurrence_counts, halbench_config, kinds_present
@@ -110,19 +109,18 @@ def caption_frame(texts: list[str], scenes) -> pd.DataFrame:
     """Per image: mentions, hallucinated mentions, whether any, and the recall of the image's kinds."""
     rows = []
     for i, (t, s) in enumerate(zip(texts, scenes)):
-        truth, said = kinds_present(s), mentioned_objects(t)
-        hal = [k for k in said if k not in truth]
-        rows.append({"image": i, "caption": t, "mentions": len(said), "hallucinated": len(hal),
-                     "any_hallucination": float(bool(hal)), "recall": len(truth & set(said)) / len(truth)})
+        c = check_caption(t, kinds_present(s))
+        rows.append({"image": i, "caption": t, "mentions": len(c.mentions), "hallucinated": len(c.hallucinated),
+                     "any_hallucination": float(bool(c.hallucinated)), "recall": c.recall})
     return pd.DataFrame(rows)
 
 
 def _sft_run(policy, processor, pairs, P: Params, seed: int):
-    """SFT on the chosen captions with the preference runs' batch order (`random.Random(f"{seed}-{step}")`)."""
+    """SFT on the chosen captions with the preference runs' batch order (`preference.trainer.step_pairs`)."""
 
     def batches():
         for step in itertools.count():
-            chunk = random.Random(f"{seed}-{step}").sample(pairs, P.batch_size)
+            chunk = step_pairs(pairs, P.batch_size, seed, step)
             ex = [format_vl_example(p.prompt, p.chosen, processor) for p in chunk]
             yield collate_vl_sft(processor, [a for a, _ in ex], [b for _, b in ex], [p.image for p in chunk])
 

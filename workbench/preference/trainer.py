@@ -2,7 +2,7 @@
 
     history = train_preference(policy, processor, pairs, PreferenceConfig(loss="adavip", steps=40))
 
-Per step, `batch_size` pairs drawn by `random.Random(f"{seed}-{step}")` (so a resumed run sees the same
+Per step, `batch_size` pairs drawn by `step_pairs` (a function of seed and step: a resumed run sees the same
 batches) are scored in one forward of the policy and one of the reference (a frozen copy taken *before* any
 checkpoint is loaded, so pass the same base model when resuming): rows (I_w, y_w), (I_w, y_l) and, for losses
 that read it (`mdpo`, `adavip`, `vision_sigmoid`) and pairs that have one, (I_l, y_w). A batch mixes pairs with and without a vision
@@ -64,6 +64,12 @@ class PreferenceConfig:
                              f"lr={self.lr}, grad_clip={self.grad_clip}")
         if (self.resume or self.checkpoint_every) and not self.output_dir:
             raise ValueError("PreferenceConfig.resume and checkpoint_every need an output_dir")
+
+
+def step_pairs(pool: Sequence[PreferencePair], batch_size: int, seed: int, step: int) -> list[PreferencePair]:
+    """The `batch_size` pairs of step `step`: `random.Random(f"{seed}-{step}").sample(pool, batch_size)` — a
+    function of (seed, step) alone, so a resumed run, an SFT baseline and a peer benchmark see the same batches."""
+    return random.Random(f"{seed}-{step}").sample(pool, batch_size)
 
 
 def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool):
@@ -158,7 +164,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
     for step in bar:
-        batch = random.Random(f"{cfg.seed}-{step}").sample(pool, cfg.batch_size)[rank::world]
+        batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
         lp = batch_logps(model, reference, processor, batch, with_vision)
         loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
         if not torch.isfinite(loss):

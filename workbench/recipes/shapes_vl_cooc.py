@@ -27,8 +27,8 @@ from workbench.models.vlm import build_processor, build_tiny_vlm
 from workbench.models.zoo import load_model, register_recipe
 from workbench.recipes.shapes_vl import shapes_sft_batches
 from workbench.rl.tasks.vqa import image_question_task
+from workbench.tasks.halbench import unbiased_examples
 from workbench.tasks.shapes.cooccurrence import HALBENCH_KINDS, halbench_config
-from workbench.tasks.shapes.dataset import generate
 from workbench.tasks.shapes.sampler import sample_scene
 from workbench.train.perception import PerceptionConfig, pretrain_perception
 from workbench.train.sft import SFTConfig, sft
@@ -66,9 +66,9 @@ def build_percept(seed: int = 0, **overrides):
 
 
 def object_accuracy(model, processor, n: int) -> dict:
-    """Greedy yes/no accuracy and yes-ratio on `n` unbiased "Is there a <kind>?" questions (stream 72 000,
-    the frozen split's unbiased stream)."""
-    exs = generate(n, 72_000, halbench_config(0.0, cooccurrence=()), ("object",))
+    """Greedy yes/no accuracy and yes-ratio on the first `n` unbiased "Is there a <kind>?" questions of the frozen
+    split (`tasks.halbench.unbiased_examples`)."""
+    exs = unbiased_examples(n)
     ev = evaluate(model, processor, image_question_task(processor), exs, max_new_tokens=4, batch_size=50)
     yes = float(np.mean([c.strip().lower().startswith("yes") for c in ev.completions]))
     return {"unbiased_object_accuracy": ev.accuracy, "unbiased_yes_ratio": yes}

@@ -122,10 +122,6 @@ class HalBench:
                 out.append(HalQuestion(im.id, im.scene, im.id, split, "origin", kind, "no"))
         return out
 
-    def subset(self, n: int) -> "HalBench":
-        """The first `n` images (and the first `n` unbiased examples... at most all of them)."""
-        return HalBench(self.images[:n], self.unbiased[:max(n, 1)], self.kinds, self.spec)
-
 
 def pope_negatives(present: set[str], counts: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator) -> dict:
     """The three splits' negatives for one image (see the module docstring)."""
@@ -136,6 +132,12 @@ def pope_negatives(present: set[str], counts: np.ndarray, kinds: tuple[str, ...]
     popular = sorted(absent, key=lambda u: (-counts[at[u], at[u]], u))[:k]
     adversarial = sorted(absent, key=lambda u: (-sum(counts[at[s], at[u]] for s in present), u))[:k]
     return {"random": tuple(random), "popular": tuple(popular), "adversarial": tuple(adversarial)}
+
+
+def unbiased_examples(n: int = BENCH_SPEC["unbiased_n"], seed: int = BENCH_SPEC["unbiased_seed"]) -> list[ShapesExample]:
+    """`n` "Is there a <kind> in the image?" examples of the unbiased world (the co-occurrence kinds and scene
+    knobs, no bias) from stream `seed`: the split's unbiased questions (the first n of them at the default seed)."""
+    return generate(n, seed, halbench_config(0.0, cooccurrence=()), ("object",))
 
 
 def build_halbench(n: int = BENCH_SPEC["n"], seed: int = BENCH_SPEC["seed"], rho: float = BENCH_SPEC["rho"],
@@ -151,7 +153,7 @@ def build_halbench(n: int = BENCH_SPEC["n"], seed: int = BENCH_SPEC["seed"], rho
         rng = np.random.default_rng([seed, i, 1])
         cfs = build_counterfactuals(scene, f"h{i}", counts, config.kinds, rng)
         images.append(HalImage(f"h{i}", scene, tuple(cfs), pope_negatives(kinds_present(scene), counts, config.kinds, rng)))
-    unbiased = generate(unbiased_n, unbiased_seed, halbench_config(rho, cooccurrence=()), ("object",))
+    unbiased = unbiased_examples(unbiased_n, unbiased_seed)
     spec = dict(n=n, seed=seed, rho=rho, unbiased_n=unbiased_n, unbiased_seed=unbiased_seed)
     return HalBench(images, unbiased, config.kinds, spec)
 
