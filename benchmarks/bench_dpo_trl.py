@@ -15,7 +15,9 @@ exactly the pairs our trainer draws, in that order, so both process the same tok
 Measured per side: tokens per second of training wall time — prompt + chosen and prompt + rejected tokens (EOS
 included, padding excluded) of every timed step — from the end of the first (warm-up) step to the end of the last;
 and the peak memory of the whole `train()` call (`bench_grpo_trl.PeakMemory`: RSS growth on CPU, sampled every
-10 ms; `max_memory_allocated` on CUDA). What differs by design: ours scores chosen and rejected rows in one forward
+10 ms; `max_memory_allocated` on CUDA). What differs by design: ours sends only the answer tokens' hidden states
+through the LM head, in chunks under activation checkpointing (`models.chunked`; `--logits-chunk 0` turns this
+lever off and materialises the [B, T, V] logits as before); ours scores chosen and rejected rows in one forward
 of the policy and one of the reference, TRL does the same (its batch is [chosen; rejected]); TRL also computes
 per-token entropy, mean logits and top-1 accuracy for its logs.
 
@@ -82,7 +84,8 @@ def count_tokens(tok, drawn: list[PreferencePair]) -> list[int]:
 def run_ours(base, tok, pairs, args, device) -> RunResult:
     model, reference = copy.deepcopy(base).to(device), copy.deepcopy(base).to(device)
     stamps: list[float] = []
-    cfg = PreferenceConfig(loss="sigmoid", beta=0.1, steps=args.steps + 1, batch_size=args.batch, lr=args.lr, seed=args.seed)
+    cfg = PreferenceConfig(loss="sigmoid", beta=0.1, steps=args.steps + 1, batch_size=args.batch, lr=args.lr, seed=args.seed,
+                           logits_chunk=args.logits_chunk)
     start = time.perf_counter()
     with PeakMemory(device) as mem:
         train_preference(model, tok, pairs, cfg, reference=reference, on_log=lambda e: stamps.append(_now(device)))
@@ -139,6 +142,8 @@ def main() -> None:
     ap.add_argument("--random-model", action="store_true", help="a random tiny Qwen2 instead of the cached tiny-arith")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--logits-chunk", type=int, default=1024,
+                    help="ours: answer tokens per LM-head chunk (0: full [B, T, V] logits, the lever off)")
     ap.add_argument("--out", default=os.path.join(repo_root(), "outputs", "bench", "dpo_trl.json"))
     args = ap.parse_args()
     args.steps = args.steps or (3 if args.quick else 10)

@@ -12,7 +12,7 @@ from workbench.preference.pairs import build_pairs, hallucinated_caption, vision
 from workbench.preference.scoring import vl_sequence_logps
 from workbench.preference.trainer import PreferenceConfig, train_preference
 from workbench.tasks import halbench
-from workbench.tasks.shapes import fill_with_background, scene_graph
+from workbench.tasks.shapes import fill_with_background, render, scene_graph
 from workbench.tasks.shapes.cooccurrence import CAPTION_PROMPT, caption_text, kinds_present
 
 
@@ -128,3 +128,13 @@ def test_lora_policy_uses_its_disabled_adapter_as_reference():
     assert hist[-1]["rewards/margins"] != 0.0  # the adapter learned; the reference (adapter off) did not move
     lora = [n for n, p in policy.named_parameters() if p.requires_grad]
     assert lora and all("lora" in n for n in lora)
+
+
+def test_vl_sequence_logps_chunked_equals_full_logits(setup):
+    bench, model, proc = setup
+    ims = bench.images[:3]
+    prompts, answers = [CAPTION_PROMPT] * 3, [caption_text(scene_graph(im.scene)) for im in ims]
+    images = [render(im.scene).image for im in ims]
+    full, n_full = vl_sequence_logps(model, proc, prompts, answers, images, chunk=None)
+    part, n_part = vl_sequence_logps(model, proc, prompts, answers, images, chunk=5)
+    assert torch.equal(n_full, n_part) and torch.allclose(full, part, atol=1e-4, rtol=1e-5)

@@ -18,6 +18,7 @@ CATALOGUE = [
     ({"overlong_buffer": -1}, "overlong_buffer must be an integer >= 0"),
     ({"max_sampling_rounds": 0}, "max_sampling_rounds must be an integer >= 1"),
     ({"eval_every": -5}, "eval_every must be an integer >= 0"),
+    ({"logits_chunk": -1}, "logits_chunk must be an integer >= 0"),
     ({"steps": 2.5}, "steps must be an integer >= 1"),
     ({"steps": True}, "steps must be an integer >= 1"),
     ({"lora_r": 0}, "lora_r must be an integer >= 1"),

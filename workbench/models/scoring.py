@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from workbench.models.chunked import chunked_logprobs, split_lm
 
 
 #: transformers ≥ 5.2x names the KV cache `cache` (argument and output field) and deprecates `past_key_values`
@@ -111,6 +112,7 @@ def completion_logprobs(
     with_entropy: bool = False,
     temperature: float = 1.0,
     share_prompts: bool = False,
+    chunk: int | None = None,
     **model_inputs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Score completions: log π(y_t | prompt, y_<t) for every completion position.
@@ -123,16 +125,23 @@ def completion_logprobs(
         share_prompts: run each distinct prompt once and let its completions attend to its KV cache
             (`shared_prompt_logits`; the G rows of a GRPO group share one prompt). Same numbers up to
             float rounding, gradients included; ignored with extra model inputs (images).
+        chunk: score through `models.chunked`: only unpadded completion positions go through the LM head,
+            `chunk` rows at a time under activation checkpointing, so no [B, T, V] logits exist (None: full logits;
+            also where `chunked.split_lm` finds no separable head, e.g. a DDP wrapper).
         **model_inputs: extra inputs such as `pixel_values`, `image_grid_thw`; a vision-language
             model's `mm_token_type_ids` [B, P] (prompt only) is extended with zeros over the completion.
 
     Returns:
         (logp [B, T], entropy [B, T] or None); zeros where `completion_mask` is 0.
     """
+    parts = split_lm(model) if chunk else None
+    net, field = (parts[0], "last_hidden_state") if parts else (model, "logits")
+    finish = ((lambda h: _score_hidden(h, parts[1], completion_ids, completion_mask, temperature, with_entropy, chunk))
+              if parts else (lambda z: _score_logits(z, completion_ids, completion_mask, temperature, with_entropy)))
     if share_prompts and not model_inputs and not _checkpointing(model):
-        logits = shared_prompt_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
-        if logits is not None:  # else no prompt repeats (or no cache): the one-pass forward below
-            return _score_logits(logits, completion_ids, completion_mask, temperature, with_entropy)
+        states = shared_prompt_logits(net, prompt_ids, prompt_mask, completion_ids, completion_mask, field)
+        if states is not None:  # else no prompt repeats (or no cache): the one-pass forward below
+            return finish(states)
     input_ids = torch.cat([prompt_ids, completion_ids], 1)
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, **model_inputs)
@@ -144,8 +153,7 @@ def completion_logprobs(
     if not model_inputs:  # text models: explicit positions make left padding exact
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     P, T = prompt_ids.size(1), completion_ids.size(1)
-    logits = model(**kwargs, use_cache=False).logits[:, P - 1 : P + T - 1]
-    return _score_logits(logits, completion_ids, completion_mask, temperature, with_entropy)
+    return finish(getattr(net(**kwargs, use_cache=False), field)[:, P - 1 : P + T - 1])
 
 
 def _checkpointing(model) -> bool:
@@ -161,7 +169,7 @@ def _checkpointing(model) -> bool:
 
 
 def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-                         completion_mask: torch.Tensor) -> torch.Tensor | None:
+                         completion_mask: torch.Tensor, field: str = "logits") -> torch.Tensor | None:
     """Next-token logits at every completion position, each distinct prompt run through the model once.
 
     Prefix sharing for group rollouts (Prefix Grouper, arXiv 2506.05433): the U distinct rows of
@@ -173,6 +181,8 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     Args:
         prompt_ids, prompt_mask: [B, P] left-padded prompts (rows may repeat).
         completion_ids, completion_mask: [B, T] right-padded completions.
+        field: the output read, `logits`, or `last_hidden_state` when `model` is a decoder without its head
+            (`models.chunked`: then [B, T, D] hidden states come back).
     Returns:
         logits [B, T, V]: position t predicts completion token t; None when no prompt repeats (nothing
         to share) or the model returned no cache (HF turns it off under activation checkpointing):
@@ -185,11 +195,12 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
     P = prompt_ids.size(1)
     u_ids, u_mask = unique[:, :P], unique[:, P:].to(prompt_mask.dtype)
     u_pos = position_ids_from_mask(u_mask)
-    try:  # only the last prompt position's logits are needed
-        out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True, logits_to_keep=1)
+    keep = {"logits_to_keep": 1} if field == "logits" else {}  # only the last prompt position's logits are needed
+    try:
+        out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True, **keep)
     except TypeError:  # a model without `logits_to_keep`
         out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True)
-    first = out.logits[:, -1].index_select(0, inverse)  # the last prompt position predicts completion token 0
+    first = getattr(out, field)[:, -1].index_select(0, inverse)  # the last prompt position predicts completion token 0
     past = output_cache(out)
     if past is None:
         return None
@@ -199,9 +210,22 @@ def shared_prompt_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Ten
         return first[:, None, :][:, :T]
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     positions = (u_pos[:, -1:] + 1).index_select(0, inverse) + torch.arange(T - 1, device=prompt_ids.device)
-    rest = model(input_ids=completion_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions,
-                 use_cache=True, **with_cache(past)).logits
+    rest = getattr(model(input_ids=completion_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions,
+                         use_cache=True, **with_cache(past)), field)
     return torch.cat([first[:, None, :], rest], 1)
+
+
+def _score_hidden(hidden: torch.Tensor, head, completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                  temperature: float, with_entropy: bool, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`_score_logits` from hidden states [B, T, D]: the unpadded positions through `head` in chunks, scattered back
+    into [B, T] (zeros on padding)."""
+    rows, cols = completion_mask.bool().nonzero(as_tuple=True)
+    lp, ent = chunked_logprobs(hidden[rows, cols], head, completion_ids[rows, cols], chunk=chunk,
+                               temperature=temperature, with_entropy=with_entropy)
+    logp = torch.zeros(completion_ids.shape, dtype=lp.dtype, device=lp.device).index_put((rows, cols), lp)
+    if not with_entropy:
+        return logp, None
+    return logp, torch.zeros(completion_ids.shape, dtype=ent.dtype, device=ent.device).index_put((rows, cols), ent)
 
 
 def _score_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor,

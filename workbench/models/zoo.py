@@ -43,21 +43,24 @@ from workbench.utils import cache_dir, resolve_device, resolve_dtype
 
 @dataclass(frozen=True)
 class Recipe:
-    """`build_and_train(seed) -> (model, tokenizer, info)`; bump `version` when the recipe changes."""
+    """`build_and_train(seed) -> (model, tokenizer, info)`; bump `version` when the recipe changes. `loader(path,
+    device, dtype) -> (model, tokenizer)` reads back a model that is not a transformers checkpoint (e.g. a diffusion
+    model with its own `save_pretrained`); None = the transformers loader."""
 
     name: str
     version: str
     build_and_train: Callable
+    loader: Callable | None = None
 
 
 RECIPES: Registry[Recipe] = Registry("zoo model")
 
 
-def register_recipe(name: str, version: str = "1"):
-    """Register a recipe under `name` (see module docstring)."""
+def register_recipe(name: str, version: str = "1", loader: Callable | None = None):
+    """Register a recipe under `name` (see module docstring; `loader` as in `Recipe`)."""
 
     def deco(fn):
-        RECIPES.register(name)(Recipe(name, version, fn))
+        RECIPES.register(name)(Recipe(name, version, fn, loader))
         return fn
 
     return deco
@@ -149,7 +152,8 @@ def load_model(
                     info = {**info, "recipe": name_or_path, "seed": seed, "build_seconds": round(time.time() - t0, 1),
                             "built_on": build_environment()}
                     save_pretrained_atomic(model, tok, path, info)
-        model, tok = _load_local(path, dev, dtype)
+        loader = RECIPES.get(name_or_path).loader
+        model, tok = loader(path, dev, dtype) if loader else _load_local(path, dev, dtype)
         with open(os.path.join(path, "info.json")) as f:
             model.workbench_info = json.load(f)
         return model, tok

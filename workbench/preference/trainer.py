@@ -48,6 +48,7 @@ class PreferenceConfig:
     output_dir: str | None = field(default=None, metadata={"help": "metrics.jsonl and checkpoint/ (None: nothing written)"})
     checkpoint_every: int = field(default=0, metadata={"help": "steps between checkpoints (0: none)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint"})
+    logits_chunk: int = field(default=1024, metadata={"help": "answer tokens per LM-head chunk (0: full [B, T, V] logits)"})
 
     def __post_init__(self):
         PREFERENCE_LOSSES.get(self.loss)  # unknown name -> one sentence listing the known ones
@@ -55,7 +56,7 @@ class PreferenceConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"PreferenceConfig.{name} must be a positive int, got {v!r}")
-        for name in ("warmup_steps", "checkpoint_every", "seed"):
+        for name in ("warmup_steps", "checkpoint_every", "seed", "logits_chunk"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"PreferenceConfig.{name} must be a non-negative int, got {v!r}")
@@ -72,16 +73,16 @@ def step_pairs(pool: Sequence[PreferencePair], batch_size: int, seed: int, step:
     return random.Random(f"{seed}-{step}").sample(pool, batch_size)
 
 
-def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool):
+def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool, chunk: int | None = 1024):
     """Sequence log-probs of the rows (I_w, y_w), (I_w, y_l)[, (I_l, y_w)] of `pairs`, one forward (text-only
     pairs, `scene` None, through the tokenizer `processor`)."""
     prompts = [p.prompt for p in pairs] * (3 if with_vision else 2)
     answers = [p.chosen for p in pairs] + [p.rejected for p in pairs] + ([p.chosen for p in pairs] if with_vision else [])
     if pairs[0].scene is None:
-        logps, tokens = text_sequence_logps(model, processor, prompts, answers)
+        logps, tokens = text_sequence_logps(model, processor, prompts, answers, chunk)
         return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
     images = [p.image for p in pairs] * 2 + ([p.rejected_image for p in pairs] if with_vision else [])
-    logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images)
+    logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images, chunk)
     return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
 
 
@@ -93,16 +94,19 @@ def _is_peft(model) -> bool:
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
 
-def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool) -> PairLogps:
+def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool,
+                chunk: int | None = 1024) -> PairLogps:
     """`PairLogps` of `pairs` under the policy (with grad) and the reference (without). `reference` None with a
-    PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory."""
-    pol, tok = _score(policy, processor, pairs, with_vision)
+    PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory.
+    `chunk`: answer tokens per LM-head chunk (`preference.scoring`; None = full logits; a DDP-wrapped policy always
+    runs its own forward, so DDP's gradient hooks see it)."""
+    pol, tok = _score(policy, processor, pairs, with_vision, chunk)
     with torch.no_grad():
         if reference is None:
             with _unwrap(policy).disable_adapter():
-                ref, _ = _score(policy, processor, pairs, with_vision)
+                ref, _ = _score(policy, processor, pairs, with_vision, chunk)
         else:
-            ref, _ = _score(reference, processor, pairs, with_vision)
+            ref, _ = _score(reference, processor, pairs, with_vision, chunk)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
@@ -165,7 +169,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
                disable=rank != 0)
     for step in bar:
         batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
-        lp = batch_logps(model, reference, processor, batch, with_vision)
+        lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None)
         loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")

@@ -12,8 +12,10 @@ evaluator) and the model layer imports none of them.
 | `tiny-shapes-vl`, `-arith`, `-smoke` | `shapes_vl.py` | 03 ToR |
 | `tiny-shapes-vl-percept`, `tiny-shapes-vl-cooc-r0/-r50/-r90` (+ `-smoke` twins) | `shapes_vl_cooc.py` | 07 Causal-HalBench |
 | `tiny-haystack`, `-smoke` | `haystack.py` | 09 PHSA |
+| `tiny-shapes-diffusion`, `tiny-shapes-seg` (+ `-smoke` twins) | `shapes_diffusion.py` | 10 HGC |
 
     python -m workbench.recipes grpo     # the cpu RL preset on tiny-arith, printing the accuracy curve
 """
 
-from workbench.recipes import arith, arith_long, haystack, rl_arith, shapes_vl, shapes_vl_cooc  # noqa: F401  (register)
+from workbench.recipes import (arith, arith_long, haystack, rl_arith, shapes_diffusion, shapes_vl,  # noqa: F401  (register)
+                               shapes_vl_cooc)

@@ -104,7 +104,7 @@ def annotate_step(policy, tokenizer, task: RLTask, rollout: Rollout, cfg: RLConf
         return
     with autocast(cfg, device):
         rollout.old_logp, rollout.entropy = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature,
-                                                          share_prompts=cfg.share_prompts)
+                                                          share_prompts=cfg.share_prompts, chunk=cfg.logits_chunk or None)
         if task.annotate:
             rollout.extras.update(task.annotate(policy, tokenizer, rollout))
 
@@ -116,9 +116,9 @@ def score_reference_step(policy, ref_model, rollout: Rollout, cfg: RLConfig, dev
     with autocast(cfg, device):
         if cfg.lora:
             with policy.disable_adapter():
-                rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
+                rollout.ref_logp, _ = score_rollout(policy, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts, chunk=cfg.logits_chunk or None)
         else:
-            rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts)
+            rollout.ref_logp, _ = score_rollout(ref_model, rollout, cfg.micro_batch_size, cfg.temperature, False, share_prompts=cfg.share_prompts, chunk=cfg.logits_chunk or None)
 
 
 def advantage_step(rollout: Rollout, cfg: RLConfig) -> tuple[torch.Tensor, dict]:

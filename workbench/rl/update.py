@@ -23,7 +23,7 @@ from workbench.rl.weights import WeightContext, compose_token_weights, weights_a
 
 @torch.no_grad()
 def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: float, with_entropy: bool = True,
-                  share_prompts: bool = True):
+                  share_prompts: bool = True, chunk: int | None = None):
     """log π(y) [N, T] (and entropy) of the rollout's completions under `model`, in micro-batches
     (a micro-batch's repeated prompts run once with `share_prompts`, see `completion_logprobs`)."""
     logps, ents = [], []
@@ -32,7 +32,8 @@ def score_rollout(model, rollout: Rollout, micro_batch_size: int, temperature: f
         dev = next(model.parameters()).device
         lp, ent = completion_logprobs(model, mb.prompt_ids.to(dev), mb.prompt_mask.to(dev), mb.completion_ids.to(dev),
                                       mb.completion_mask.to(dev), with_entropy=with_entropy, temperature=temperature,
-                                      share_prompts=share_prompts, **{k: v.to(dev) for k, v in mb.model_inputs().items()})
+                                      share_prompts=share_prompts, chunk=chunk,
+                                      **{k: v.to(dev) for k, v in mb.model_inputs().items()})
         logps.append(lp.cpu())
         ents.append(ent.cpu() if ent is not None else None)
     return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
@@ -124,7 +125,8 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                 with autocast(cfg, device):  # the forward only: backward runs outside autocast
                     logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
                                                     mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
-                                                    share_prompts=share_prompts, **mb.model_inputs())
+                                                    share_prompts=share_prompts, chunk=cfg.logits_chunk or None,
+                                                    **mb.model_inputs())
                 if on_policy:  # the first mini-batch's forward *is* the old policy
                     mb.old_logp, mb.entropy = logp.detach(), ent
                     if rollout.old_logp is not None:  # later optimizer steps will read these rows again
@@ -176,7 +178,7 @@ def _score_old_policy(model, rollout: Rollout, rows: torch.Tensor, cfg):
         was_training = model.training
         model.eval()
         with torch.no_grad(), autocast(cfg, next(model.parameters()).device):
-            lp, en = score_rollout(model, rollout.select(idx), cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts)
+            lp, en = score_rollout(model, rollout.select(idx), cfg.micro_batch_size, cfg.temperature, share_prompts=cfg.share_prompts, chunk=cfg.logits_chunk or None)
         model.train(was_training)
         logp[idx, :lp.size(1)], ent[idx, :en.size(1)] = lp, en
     return logp, ent
