@@ -107,3 +107,19 @@ def test_completion_logprobs_chunked_equals_full(lm, share):
     assert (part[0, 4:] == 0).all()
     for a, b in zip(g_full, g_part):
         assert (a is None and b is None) or torch.allclose(a, b, atol=1e-10)
+
+
+def test_bench_chunked_logprobs_quick(tmp_path):
+    import json
+    import os
+    import sys
+
+    from workbench.utils import repo_root
+
+    sys.path.insert(0, os.path.join(repo_root(), "benchmarks"))
+    import bench_chunked_logprobs as bench
+
+    out = tmp_path / "c.json"
+    assert bench.main(["--quick", "--repeats", "1", "--out", str(out)]) == 0
+    rec = json.load(open(out))
+    assert rec["max_abs_logp_diff"] < 1e-4 and len(rec["sides"]) == 2

@@ -57,9 +57,9 @@ def chunked_logprobs(hidden: torch.Tensor, head: torch.nn.Module, targets: torch
             lp, ent = _chunk_scores(h, weight, bias, y, temperature, with_entropy)
         logps.append(lp)
         ents.append(ent)
-    if not logps:
-        empty = hidden.new_zeros(0, dtype=torch.float64 if hidden.dtype == torch.float64 else torch.float32)
-        return empty, (empty if with_entropy else None)
+    if not logps:  # no scored position: an empty result still on the graph, so a loss over it can backward
+        empty = hidden.sum(-1).to(torch.float64 if hidden.dtype == torch.float64 else torch.float32)
+        return empty, (empty.detach() if with_entropy else None)
     return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
 
 

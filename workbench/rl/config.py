@@ -55,7 +55,7 @@ class RLConfig:
     num_minibatches: int = field(default=1, metadata={"help": "n: optimizer steps per epoch (rollout split n ways)"})
     micro_batch_size: int = field(default=64, metadata={"help": "rows per forward/backward (gradient accumulation)"})
     share_prompts: bool = field(default=True, metadata={"help": "run each distinct prompt once per micro-batch and its G completions on its KV cache (same numbers, fewer prompt tokens)"})
-    logits_chunk: int = field(default=0, metadata={"help": "completion tokens per LM-head chunk in the update and scoring (models.chunked: no [B, T, V] logits; 0: full logits)"})
+    logits_chunk: int = field(default=0, metadata={"help": "completion tokens per LM-head chunk in the update and scoring (models.chunked: no [B, T, V] logits, for large vocabularies; 0: full logits, the default, which the golden runs pin)"})
     skip_zero_advantage: bool = field(default=True, metadata={"help": "leave rows whose advantage is 0 on every token out of the update's forward/backward (exact: their gradient is 0); off automatically with a KL penalty or a batch-coupled token weight"})
     lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
