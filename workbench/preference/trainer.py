@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
 from workbench.preference.pairs import PreferencePair
 from workbench.preference.scoring import text_sequence_logps, vl_sequence_logps
+from workbench.train.events import ScalarEvents
 from workbench.train.checkpoint import load_checkpoint, recover_checkpoint, save_checkpoint
 from workbench.train.sft import lr_lambda
 
@@ -164,31 +165,37 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
         os.makedirs(cfg.output_dir, exist_ok=True)
         with open(log_path, "w") as f:
             f.writelines(json.dumps(h) + "\n" for h in history)
+    events = ScalarEvents(cfg.output_dir, purge_step=start + 1) if log_path else None  # TensorBoard beside metrics.jsonl
     policy.train()
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
-    for step in bar:
-        batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
-        lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None)
-        loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss) if accelerator is not None else loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
-        opt.step()
-        sched.step()
-        entry = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0], **metrics}
-        history.append(entry)
-        bar.set_postfix(loss=f"{entry['loss']:.3f}", margin=f"{entry['rewards/margins']:.3f}", refresh=False)
-        if log_path:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-        if rank == 0 and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            save_checkpoint(os.path.join(cfg.output_dir, "checkpoint"), model=policy, optimizer=opt, scheduler=sched,
-                            step=step + 1, extra={"config": asdict(cfg)})
-        if on_log:
-            on_log(entry)
+    try:
+        for step in bar:
+            batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
+            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None)
+            loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss) if accelerator is not None else loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
+            opt.step()
+            sched.step()
+            entry = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0], **metrics}
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", margin=f"{entry['rewards/margins']:.3f}", refresh=False)
+            if log_path:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                events.write(entry)
+            if rank == 0 and cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+                save_checkpoint(os.path.join(cfg.output_dir, "checkpoint"), model=policy, optimizer=opt, scheduler=sched,
+                                step=step + 1, extra={"config": asdict(cfg)})
+            if on_log:
+                on_log(entry)
+    finally:
+        if events is not None:
+            events.close()
     bar.close()
     policy.eval()
     return history

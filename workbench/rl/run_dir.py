@@ -16,6 +16,7 @@ import json
 import os
 
 from workbench.train.checkpoint import pid_alive, load_checkpoint, recover_checkpoint, save_checkpoint
+from workbench.train.events import ScalarEvents
 from workbench.rl.config import RLConfig, jsonable_config
 from workbench.rl.selective import PromptHistory
 
@@ -32,6 +33,7 @@ class RunDir:
         self.ckpt = os.path.join(cfg.output_dir, "checkpoint") if cfg.output_dir else None
         self.log_path = os.path.join(cfg.output_dir, "metrics.jsonl") if cfg.output_dir else None
         self.lock_path = os.path.join(cfg.output_dir, ".lock") if cfg.output_dir else None
+        self.events: ScalarEvents | None = None  # TensorBoard scalars beside metrics.jsonl, opened by `resume`
         if cfg.output_dir and main:
             os.makedirs(cfg.output_dir, exist_ok=True)
             self._lock()
@@ -49,7 +51,10 @@ class RunDir:
             f.write(str(os.getpid()))
 
     def release(self) -> None:
-        """Remove the lock if this process owns it."""
+        """Close the event file; remove the lock if this process owns it."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
         if not (self.lock_path and self.main):
             return
         try:
@@ -77,6 +82,7 @@ class RunDir:
         if self.log_path and self.main:
             with open(self.log_path, "w") as f:
                 f.writelines(json.dumps(h) + "\n" for h in history)
+            self.events = ScalarEvents(self.cfg.output_dir, purge_step=start + 1)
         return start, history, prompt_history
 
     def log(self, metrics: dict, bar) -> None:
@@ -85,6 +91,8 @@ class RunDir:
         if self.log_path:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(metrics) + "\n")
+        if self.events is not None:
+            self.events.write(metrics)
         bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.2f}",
                         **({"acc": f"{metrics['eval_accuracy']:.2f}"} if "eval_accuracy" in metrics else {}))
 
