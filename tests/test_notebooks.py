@@ -23,6 +23,8 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(repo_root(), "notebooks", "[0-9][0-9]_
 
 @pytest.fixture
 def isolated_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HEADLESS", "1")  # as workbench.run runs them: papermill's kernel inherits it
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path / "outputs"))
     monkeypatch.setenv("WORKBENCH_FIGURES", str(tmp_path / "figures"))
     return tmp_path
@@ -47,6 +49,14 @@ def test_notebook_runs_at_smoke(path, isolated_outputs):
     stray = [("".join(c["source"]).splitlines() or [""])[-1] for c in executed["cells"] if c["cell_type"] == "code"
              for o in c.get("outputs", []) if o.get("output_type") == "execute_result" and set(o.get("data", {})) <= {"text/plain"}]
     assert not stray, f"{name}: cells end in a bare repr: {stray}"
+    widgets = [o for c in executed["cells"] for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not widgets, f"{name}: a headless run saved {len(widgets)} widget(s) that no saved notebook can show"
+    stderr = ["".join("".join(o.get("text", "")) for o in c.get("outputs", []) if o.get("name") == "stderr")
+              for c in executed["cells"]]  # a frontend joins a cell's consecutive stream outputs, then applies \r
+    frozen = [line.split("\r")[-1] for text in stderr for line in text.split("\n")
+              if "%|" in line and "100%|" not in line.split("\r")[-1]]
+    assert not frozen, f"{name}: progress bars saved before their end: {frozen[:3]}"
     figs = glob.glob(str(isolated_outputs / "figures" / "_smoke" / name / "*.png"))  # a smoke run has its own place
     assert not os.path.exists(isolated_outputs / "figures" / name), "a smoke run must not write the cpu figures"
     assert figs and all(os.path.exists(f[:-4] + ".pdf") for f in figs)

@@ -20,7 +20,7 @@ import re
 import sys
 import time
 
-from workbench.utils import repo_root
+from workbench.utils import HEADLESS_ENV, repo_root
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -81,6 +81,8 @@ def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", 
     if tag:
         os.environ["WORKBENCH_OUTPUTS"] = results_root
         os.environ["WORKBENCH_FIGURES_TAG"] = "sweep-" + tag  # its figures: figures/_sweep-<tag>/<name>/
+    os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: text progress bars, static explorer twins (no browser)
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # and transformers' weight-loading widget bar stays out
     t0 = time.time()
     try:
         pm.execute_notebook(path, out_nb, parameters=parameters, progress_bar=progress,

@@ -75,3 +75,29 @@ def cache_dir() -> str:
 def seeded_generator(*key: int) -> torch.Generator:
     """A CPU generator seeded from a tuple (seed, step, ...) — no state to carry across a resume."""
     return torch.Generator().manual_seed(hash(key) % (2**63))
+
+
+#: set to "1" by `workbench.run` (and by the notebook tests) for the kernels it starts: no browser is attached, so
+#: progress bars print text (their final state is what the saved notebook shows) and explorers save their static
+#: twins. Plain papermill users: `WORKBENCH_HEADLESS=1 papermill …`.
+HEADLESS_ENV = "WORKBENCH_HEADLESS"
+
+
+def headless() -> bool:
+    """Whether this process runs without a live frontend (`$WORKBENCH_HEADLESS` = 1)."""
+    return os.environ.get(HEADLESS_ENV, "") == "1"
+
+
+def tqdm(*args, **kwargs):
+    """`tqdm.auto.tqdm` live (a widget bar in JupyterLab); headless, a text bar on stderr updated at most every 5 s
+    (`mininterval`) and left in place when it closes, so a saved notebook keeps each bar's final line (count,
+    elapsed time, last postfix) and stays small."""
+    if headless():
+        from tqdm.std import tqdm as text_bar
+
+        kwargs.setdefault("mininterval", 5.0)
+        kwargs["leave"] = True  # a saved notebook keeps the bar's final line
+        return text_bar(*args, **kwargs)
+    from tqdm.auto import tqdm as auto_bar
+
+    return auto_bar(*args, **kwargs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.evaluation.passk import pass_at_k
 from workbench.models.generation import Generation, encode_prompts, sample

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.diffusion import CACHES, ControlledDiffusion, sample
 from workbench.diffusion.segmenter import Segmenter

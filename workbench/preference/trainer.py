@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
 from workbench.preference.pairs import PreferencePair

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.evaluation.heldout import evaluate
 from workbench.rl.advantages import (AdvantageContext, advantage_diagnostics, compute_advantages, estimator_needs_sequence_logp,

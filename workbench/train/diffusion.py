@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.diffusion.model import ControlledDiffusion
 from workbench.diffusion.segmenter import Segmenter

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 from workbench.tasks.shapes.render import render
 from workbench.tasks.shapes.scene import Scene

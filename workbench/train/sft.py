@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from workbench.utils import tqdm
 
 IGNORE_INDEX = -100
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from workbench.utils import headless
 from workbench.viz.tokens import TokenTable, render_token_table, render_tokens
 
 ALL = "(all side by side)"
@@ -27,7 +28,10 @@ def default_statistics(frame: pd.DataFrame) -> list[str]:
 
 
 def has_widget_frontend() -> bool:
-    """True inside an IPython kernel (Jupyter, papermill) with ipywidgets importable."""
+    """True inside an IPython kernel with ipywidgets importable, unless the run is headless (`utils.headless()`:
+    `workbench.run` and the notebook tests set it for papermill's kernels, which no browser renders)."""
+    if headless():
+        return False
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
