@@ -99,6 +99,12 @@ def test_hgc_composes_both_grains(tiny_model, batch):
     assert calls.under("controlnet") < full.under("controlnet")
 
 
+def test_reuse_plan_names_a_wrong_module_and_leaves_nothing_wrapped(tiny_model):
+    with pytest.raises(KeyError, match="no submodule 'unet.nope'"):
+        ReusePlan(tiny_model, ["unet.mid_block", "unet.nope"], lambda n, i: True)
+    assert not any("forward" in vars(m) for m in tiny_model.modules())
+
+
 def test_reuse_plan_refuses_double_attachment_and_restores(tiny_model):
     with ReusePlan(tiny_model, ["unet.mid_block"], lambda n, i: True):
         with pytest.raises(RuntimeError, match="already has a wrapped forward"):

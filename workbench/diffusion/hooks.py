@@ -49,8 +49,9 @@ class ReusePlan:
         self.computed: dict[int, list[str]] = defaultdict(list)
         self.reused: dict[int, list[str]] = defaultdict(list)
         self._originals: dict[str, object] = {}
+        modules = dict(model.named_modules())
         for name in self.names:
-            module = submodule(model, name) if name in dict(model.named_modules()) else None
+            module = modules.get(name)
             if module is None or "forward" in vars(module):
                 self.close()  # what was wrapped so far goes back before the error
                 if module is None:
