@@ -88,6 +88,17 @@ def controlnet_windows(steps: int) -> tuple[Setting, Setting]:
             Setting("controlnet", "controlnet late", dict(start=steps - k, stop=steps)))
 
 
+def controlnet_labels(steps: int) -> tuple[str, str]:
+    """The labels of claim (c)'s early and late windows."""
+    early, late = controlnet_windows(steps)
+    return early.label, late.label
+
+
+def describe_settings(settings: list[Setting]) -> str:
+    """One line: how many settings, and their labels."""
+    return f"{len(settings)} settings: " + ", ".join(s.label for s in settings)
+
+
 def sweep_settings(P: Params) -> list[Setting]:
     """Every setting sampled: no cache, the peers, each grain alone, HGC (headline first), the ControlNet windows."""
     g = lambda f: _gate(f, P.steps)  # noqa: E731
