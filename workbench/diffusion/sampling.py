@@ -15,6 +15,7 @@ batch it is sampled in, and two caches sampled from the same seeds are paired im
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -78,7 +79,7 @@ def sample(model: ControlledDiffusion, maps: torch.Tensor, prompts: torch.Tensor
         for i, t in enumerate(sched.timesteps):
             x2 = torch.cat([x, x])
             tt = t.to(device)
-            with counter.step() if counter else _null():
+            with counter.step() if counter else contextlib.nullcontext():
                 plan.begin_step(i, x2, tt, emb)
                 eps = model.predict_noise(x2, tt, emb, cond2)
             eps_u, eps_c = eps.chunk(2)
@@ -88,11 +89,3 @@ def sample(model: ControlledDiffusion, maps: torch.Tensor, prompts: torch.Tensor
     return SampleResult(images=x.clamp(-1, 1).cpu(), macs=counter.macs if counter else [],
                         seconds=time.perf_counter() - t0, refresh_steps=list(plan.refresh_steps), reused=plan.reused(),
                         distances=dict(getattr(plan, "distances", {})))
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
