@@ -121,7 +121,7 @@ def sample(
         num_samples: completions per prompt (G); output rows are prompt-major (row = b·G + g).
         greedy: argmax decoding (temperature/top-p ignored).
         generator: a seeded CPU `torch.Generator` for reproducible sampling.
-        **model_inputs: extra inputs (e.g. `pixel_values`, `image_grid_thw`) — routed to `model.generate`.
+        **model_inputs: extra inputs (e.g. `pixel_values`, `image_grid_thw`, `pixel_values_videos`, `video_grid_thw`) — routed to `model.generate`.
     """
     for name, v in (("num_samples", num_samples), ("max_new_tokens", max_new_tokens)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -150,7 +150,7 @@ def sample(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     was_training = model.training
     model.eval()
-    if "image_grid_thw" in model_inputs and "mm_token_type_ids" not in model_inputs:
+    if _has_visual(model_inputs) and "mm_token_type_ids" not in model_inputs:
         types = vision_token_types(model, input_ids[::num_samples])  # per prompt; repeated with the images
         if types is not None:
             model_inputs = {**model_inputs, "mm_token_type_ids": types}
@@ -232,6 +232,11 @@ def _decode_loop(model, input_ids, attention_mask, max_new_tokens, temperature, 
     return new[:, :steps]
 
 
+def _has_visual(model_inputs: dict) -> bool:
+    """Whether `model_inputs` carry images or videos (a grid key of `VISUAL_INPUTS`)."""
+    return any(model_inputs.get(grid) is not None for _, grid, _ in VISUAL_INPUTS)
+
+
 _VISION_PLACEHOLDERS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
 
 
@@ -249,41 +254,53 @@ def _hf_generate(model, input_ids, attention_mask, num_samples, max_new_tokens, 
     return out[:, input_ids.size(1):]
 
 
+#: (pixel key, grid key, config attribute of the placeholder id) of each visual modality a Qwen2-VL-style model takes
+VISUAL_INPUTS = (("pixel_values", "image_grid_thw", "image_token_id"),
+                 ("pixel_values_videos", "video_grid_thw", "video_token_id"))
+
+
 def repeat_model_inputs(model, model_inputs: dict, prompt_ids: torch.Tensor, num_samples: int) -> dict:
     """Extra model inputs of B prompts repeated for `num_samples` samples each (rows prompt-major, b·G + g),
     as `sample` and scoring need them: per-row tensors (e.g. `mm_token_type_ids` [B, P]) are repeated
-    along dim 0; images (`pixel_values` [Σ patches, D], `image_grid_thw` [n_images, 3]) are repeated per
-    prompt, so every copy of prompt b sees prompt b's images. prompt_ids: [B, P], one row per prompt."""
+    along dim 0; images (`pixel_values` [Σ patches, D], `image_grid_thw` [n_images, 3]) and videos
+    (`pixel_values_videos`, `video_grid_thw`) are repeated per prompt, so every copy of prompt b sees prompt
+    b's images and videos. prompt_ids: [B, P], one row per prompt."""
     if num_samples == 1:
         return dict(model_inputs)
-    out = {k: (v.repeat_interleave(num_samples, 0) if torch.is_tensor(v) and k not in ("pixel_values", "image_grid_thw")
-               else v) for k, v in model_inputs.items()}
-    if out.get("image_grid_thw") is not None:
-        out.update(_repeat_images(model, prompt_ids, out["pixel_values"], out["image_grid_thw"], num_samples))
+    visual = {k for keys in VISUAL_INPUTS for k in keys[:2]}
+    out = {k: (v.repeat_interleave(num_samples, 0) if torch.is_tensor(v) and k not in visual else v)
+           for k, v in model_inputs.items()}
+    for pixel_key, grid_key, token_attr in VISUAL_INPUTS:
+        if out.get(grid_key) is not None:
+            out.update(_repeat_visual(model, prompt_ids, out[pixel_key], out[grid_key], num_samples,
+                                      getattr(model.config, token_attr), pixel_key, grid_key))
     return out
 
 
-def _repeat_images(model, prompt_ids, pixel_values, image_grid_thw, num_samples):
-    """Repeat each prompt's images `num_samples` times in prompt-major order (row b·G + g gets prompt b's
-    images). pixel_values: [Σ_i t_i·h_i·w_i, D] patches of the images in order; image_grid_thw: [n_images, 3];
-    prompt b owns as many images as its `image_token_id` count covers (t·h·w / merge² tokens each)."""
+def _repeat_visual(model, prompt_ids, pixel_values, grid_thw, num_samples, token_id, pixel_key="pixel_values",
+                   grid_key="image_grid_thw"):
+    """Repeat each prompt's images (or videos) `num_samples` times in prompt-major order (row b·G + g gets prompt
+    b's). pixel_values: [Σ_i t_i·h_i·w_i, D] patches in order; grid_thw: [n, 3]; prompt b owns as many items as
+    its `token_id` count covers (t·h·w / merge² tokens each)."""
     merge = model.config.vision_config.spatial_merge_size
-    patches = image_grid_thw.prod(-1)
+    patches = grid_thw.prod(-1)
     tokens = (patches // merge**2).tolist()
     chunks = list(torch.split(pixel_values, patches.tolist()))
     per_prompt, i = [], 0
-    for n_tok in (prompt_ids == model.config.image_token_id).sum(1).tolist():
+    for n_tok in (prompt_ids == token_id).sum(1).tolist():
         own = []
         while n_tok > 0 and i < len(tokens):
             own.append(i)
             n_tok -= tokens[i]
             i += 1
         if n_tok != 0:
-            raise ValueError("image tokens in the prompts do not match image_grid_thw: cannot repeat images per sample")
+            raise ValueError(f"visual tokens in the prompts do not match {grid_key}: cannot repeat them per sample")
         per_prompt.append(own)
+    if i != len(tokens):
+        raise ValueError(f"{grid_key} has {len(tokens)} entries but the prompts' placeholders cover {i}")
     order = [j for own in per_prompt for _ in range(num_samples) for j in own]
-    return {"pixel_values": torch.cat([chunks[j] for j in order]) if order else pixel_values[:0],
-            "image_grid_thw": image_grid_thw[order]}
+    return {pixel_key: torch.cat([chunks[j] for j in order]) if order else pixel_values[:0],
+            grid_key: grid_thw[order]}
 
 
 def _finish(new: torch.Tensor, eos: int, pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -148,7 +148,7 @@ def completion_logprobs(
     token_types = model_inputs.get("mm_token_type_ids")  # VLM modality ids cover the prompt: completion is text (0)
     if token_types is not None and token_types.size(1) == prompt_ids.size(1):
         kwargs["mm_token_type_ids"] = torch.cat([token_types, token_types.new_zeros(completion_ids.shape)], 1)
-    elif token_types is None and "image_grid_thw" in model_inputs:  # images but no modality ids: read them off the ids
+    elif token_types is None and ("image_grid_thw" in model_inputs or "video_grid_thw" in model_inputs):  # images or videos but no modality ids: read them off the ids
         kwargs["mm_token_type_ids"] = vision_token_types(model, input_ids)
     if not model_inputs:  # text models: explicit positions make left padding exact
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)

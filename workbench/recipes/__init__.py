@@ -11,6 +11,7 @@ evaluator) and the model layer imports none of them.
 | `tiny-arith-long`, `-smoke` | `arith_long.py` | 02 FIPO |
 | `tiny-shapes-vl`, `-arith`, `-smoke` | `shapes_vl.py` | 03 ToR |
 | `tiny-shapes-vl-percept`, `tiny-shapes-vl-cooc-r0/-r50/-r90` (+ `-smoke` twins) | `shapes_vl_cooc.py` | 07 Causal-HalBench |
+| `tiny-react-vl`, `-smoke` (on `tiny-shapes-vl-percept`) | `video_vl.py` | 08 REACT |
 | `tiny-haystack`, `-smoke` | `haystack.py` | 09 PHSA |
 | `tiny-shapes-diffusion`, `tiny-shapes-seg` (+ `-smoke` twins) | `shapes_diffusion.py` | 10 HGC |
 
@@ -18,4 +19,4 @@ evaluator) and the model layer imports none of them.
 """
 
 from workbench.recipes import (arith, arith_long, haystack, rl_arith, shapes_diffusion, shapes_vl,  # noqa: F401  (register)
-                               shapes_vl_cooc)
+                               shapes_vl_cooc, video_vl)

@@ -79,7 +79,7 @@ def _score_groups(spec: GroupRewardSpec, completions: Sequence[str], problems: S
         rows = (group_ids == g).nonzero().squeeze(-1).tolist()
         texts = [completions[r] for r in rows]
         try:
-            values = [float(v) for v in spec.fn(texts, problems[rows[0]])]
+            values = [float(v) for v in spec.fn(texts, [problems[r] for r in rows] if spec.per_row else problems[rows[0]])]
         except Exception as e:
             raise RuntimeError(f"group reward {spec.name!r} raised {type(e).__name__}: {e} on the group of {texts[0][:40]!r}") from e
         if len(values) != len(rows):

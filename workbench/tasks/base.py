@@ -35,11 +35,16 @@ class RewardSpec:
 @dataclass(frozen=True)
 class GroupRewardSpec:
     """A named group reward `fn(completions of one prompt, problem) -> one float per completion` and its
-    weight; it sees all G completions of a prompt at once (e.g. pairwise preference counts)."""
+    weight; it sees all G completions of a prompt at once (e.g. pairwise preference counts).
+
+    With `per_row=True` the second argument is the list of the group's row problems instead of one problem:
+    a group that holds completions of several clips (REACT's pairs, `rl.react.pairwise_source`) needs to know
+    which row rated which clip."""
 
     name: str
     fn: GroupRewardFn
     weight: float = 1.0
+    per_row: bool = False
 
 
 @dataclass

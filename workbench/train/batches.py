@@ -5,7 +5,8 @@
 
 A collate turns examples into a right-padded batch dict (`input_ids`, `attention_mask`, `labels` with
 −100 where no loss): `sft.collate_sft` for (prompt, completion) strings, `collate_vl_sft` for prompts
-with images, `collate_haystack` for long haystack documents (loss on the needles and the answer).
+with images, `collate_video_sft` for prompts with a video, `collate_haystack` for long haystack documents
+(loss on the needles and the answer).
 """
 
 from __future__ import annotations
@@ -38,6 +39,25 @@ def collate_vl_sft(processor, prompts: Sequence[str], completions: Sequence[str]
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
     batch = encode_vl_prompts(processor, [p + c for p, c in zip(prompts, completions)], images, padding_side="right")
     prompt_lens = encode_vl_prompts(processor, prompts, images, padding_side="right")["attention_mask"].sum(1)
+    positions = torch.arange(batch["input_ids"].size(1))[None]
+    keep = (positions >= prompt_lens[:, None]) & batch["attention_mask"].bool()
+    batch["labels"] = batch["input_ids"].masked_fill(~keep, -100)
+    return batch
+
+
+def collate_video_sft(processor, prompts: Sequence[str], completions: Sequence[str], videos: Sequence,
+                      repeat_frames: int = 1) -> dict:
+    """Right-padded SFT batch with one video per row (`models.video.encode_video_prompts` of prompt + completion),
+    plus `labels` [B, L] equal to `input_ids` on the assistant's tokens and −100 on prompt, frame and padding
+    tokens (REACT's stage-1 masked loss)."""
+    from workbench.models.video import encode_video_prompts
+
+    if len(prompts) != len(completions):
+        raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
+    batch = encode_video_prompts(processor, [p + c for p, c in zip(prompts, completions)], videos, padding_side="right",
+                                 repeat_frames=repeat_frames)
+    prompt_lens = encode_video_prompts(processor, prompts, videos, padding_side="right",
+                                       repeat_frames=repeat_frames)["attention_mask"].sum(1)
     positions = torch.arange(batch["input_ids"].size(1))[None]
     keep = (positions >= prompt_lens[:, None]) & batch["attention_mask"].bool()
     batch["labels"] = batch["input_ids"].masked_fill(~keep, -100)
