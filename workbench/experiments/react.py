@@ -21,18 +21,20 @@ import pandas as pd
 from workbench.evaluation.frame_sampling import SamplingResult, dynamic_sampling, uniform_sampling
 from workbench.evaluation.reward_model import clip_metrics
 from workbench.experiments.presets import Params, Presets
-from workbench.experiments.vl_setup import VLSetup, load_vl_setup
+from workbench.experiments.vl_setup import VLSetup
+from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
 from workbench.rl import RLConfig, train
 from workbench.rl.tasks.video import REPEAT_FRAMES, react_task
 from workbench.tasks.video import DISTORTIONS, load_bench, uniform_frames
+from workbench.utils import seed_everything
 
 _RL = dict(micro_batch_size=32, window=2, top_m=1)
 PRESETS = Presets(
     {"smoke": dict(model="tiny-react-vl-smoke", n_seeds=1, steps=1, num_prompts=1, num_generations=2, lr=1e-4,
                    eval_pairs=3, n_shown=4, probes=2, max_new_tokens=24, **_RL),
      "cpu": dict(model="tiny-react-vl", n_seeds=3, steps=16, num_prompts=4, num_generations=4, lr=5e-5,
-                 eval_pairs=50, n_shown=8, probes=4, max_new_tokens=128, **_RL),
+                 eval_pairs=50, n_shown=8, probes=4, max_new_tokens=192, **_RL),
      "gpu": dict(model=None, n_seeds=3, steps=200, num_prompts=32, num_generations=8, lr=1e-6, eval_pairs=200,
                  n_shown=8, probes=4, max_new_tokens=256, **_RL)},
     ranges={"n_seeds": (1, 16), "steps": (1, None), "num_prompts": (1, None), "num_generations": (1, 256),
@@ -62,10 +64,13 @@ class Setup(VLSetup):
 
 
 def setup(P: Params) -> Setup:
-    """Seed everything, load the SFT reward model and build the REACT task (held out: 2 · eval_pairs views)."""
-    run = load_vl_setup(P, lambda processor: react_task(processor, n_shown=P.n_shown), Setup)
-    run.held_out = run.task.eval_problems(2 * P.eval_pairs)
-    return run
+    """Seed everything, load the SFT reward model and build the REACT task (held out: 2 · eval_pairs bench views,
+    better then worse clip of each pair)."""
+    seed_everything(P.seed)
+    policy, processor = load_model(P.model, device=P.device)
+    task = react_task(processor, n_shown=P.n_shown)
+    return Setup(policy, processor, task, task.eval_problems(2 * P.eval_pairs), list(range(P.seed, P.seed + P.n_seeds)),
+                 P.model)
 
 
 def example_pairs(kinds=None) -> list:

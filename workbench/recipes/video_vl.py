@@ -19,8 +19,8 @@ from workbench.train.batches import collate_video_sft, sft_batches
 from workbench.train.sft import SFTConfig, sft
 from workbench.utils import seed_everything
 
-TINY_REACT_VL = dict(steps=600, batch_size=16, lr=1e-3, warmup_steps=30, eval_n=100,
-                     max_new_tokens=128, p_clean=0.25, p_visible=0.5)
+TINY_REACT_VL = dict(steps=1500, batch_size=16, lr=1e-3, warmup_steps=30, eval_n=100,
+                     max_new_tokens=192, p_clean=0.25, p_visible=0.7)
 
 
 def react_sft_views(seed: int, config: VideoConfig | None = None, p_clean: float = 0.25,
