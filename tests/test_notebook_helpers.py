@@ -126,3 +126,31 @@ def test_every_notebook_names_the_one_kernel():
                                 sort_keys=True)}
     make = open(os.path.join(repo_root(), "Makefile")).read()
     assert '--name python3 --display-name "Python 3 (workbench)"' in make and "--allow-root" in make
+
+
+def test_html_export_is_offline_and_linked_from_the_report(tmp_path):
+    """An executed notebook's HTML page embeds its images and loads no script or style from the web; REPORT.md
+    links it (issue 25 item 16)."""
+    import base64
+    import json
+    import re
+
+    import nbformat
+
+    from workbench.run import build_report, export_html
+
+    png = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                                         "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# t\n$x^2$"),
+                nbformat.v4.new_code_cell("1", outputs=[nbformat.v4.new_output("display_data", data={"image/png": png})])]
+    out_dir = tmp_path / "outputs" / "99_x"
+    out_dir.mkdir(parents=True)
+    nbformat.write(nb, str(out_dir / "99_x.ipynb"))
+    page = open(export_html(str(out_dir / "99_x.ipynb")), encoding="utf-8").read()
+    assert "data:image/png;base64," in page
+    remote = re.findall(r"""<(?:script|link|img)[^>]+(?:src|href)=["']?(?:https?:)?//[^"'> ]+""", page)
+    assert remote == [], remote
+    (out_dir / "results.json").write_text(json.dumps({"notebook": "99_x", "preset": "smoke", "claims": []}))
+    report = open(build_report(str(tmp_path / "outputs"), str(tmp_path / "figures"))).read()
+    assert "[99_x](99_x/99_x.html)" in report

@@ -97,7 +97,33 @@ def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", 
                 os.environ.pop("WORKBENCH_OUTPUTS", None)
             else:
                 os.environ["WORKBENCH_OUTPUTS"] = env_before
-    return {"notebook": name, "ok": ok, "seconds": round(time.time() - t0, 1), "output": out_nb, "error": err}
+    html = export_html(out_nb) if os.path.exists(out_nb) else ""  # a failed run's page shows the failing cell
+    return {"notebook": name, "ok": ok, "seconds": round(time.time() - t0, 1), "output": out_nb, "html": html,
+            "error": err}
+
+
+#: nbconvert's template URLs that point at the web; emptied so that an exported page loads nothing from a CDN
+_WEB_ASSETS = ("jquery_url", "require_js_url", "mathjax_url", "widget_renderer_url", "mermaid_js_url")
+
+
+def export_html(notebook_path: str) -> str:
+    """Write `<notebook>.html` beside an executed notebook: nbconvert's lab template with images embedded and every
+    script URL of the template emptied, so the page opens offline and pulls nothing from the web (math then shows
+    as its TeX source). Returns the HTML path."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    for trait in _WEB_ASSETS:
+        if exporter.has_trait(trait):
+            setattr(exporter, trait, "")
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    out = os.path.splitext(notebook_path)[0] + ".html"
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(body)
+    os.replace(tmp, out)
+    return out
 
 
 def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None = None) -> str:
@@ -107,7 +133,8 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
              "A **verdict** (holds / refuted / inconclusive) is decided from paired comparisons: the effect in the",
              "paper's direction, its 95 % CI, n pairs, the minimum detectable effect (MDE) and the claim's smallest",
              "effect of interest (SESOI); an inconclusive claim lists the pairs that would bring the MDE to the SESOI.",
-             "Claims without a verdict say only whether the paper's number was met (`holds`).", "",
+             "Claims without a verdict say only whether the paper's number was met (`holds`).",
+             "Each notebook name links its executed notebook as an offline HTML page.", "",
              "| notebook | paper | claim | paper's number | measured | verdict | evidence | preset | runtime | figure |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     failed = {r["notebook"]: r for r in runs or [] if not r["ok"]}
@@ -126,11 +153,13 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
         fig_dir = os.path.join(figures_root, f"_{tag}", nb) if tag else os.path.join(figures_root, nb)
         fig_rel = os.path.relpath(os.path.join(fig_dir, fig + ".png"), outputs_root) if fig else ""
         fig_cell = f"[{fig}]({fig_rel})" if fig else ""
+        page = os.path.join(os.path.dirname(res_path), f"{nb}.html")
+        nb_cell = f"[{nb}]({os.path.relpath(page, outputs_root)})" if os.path.exists(page) else nb
         claims = res.get("claims") or [{"claim": "(no claim recorded)", "paper": "", "measured": "", "holds": None}]
         for c in claims:
             holds = {True: "holds", False: "**does not hold**", None: "–"}[c.get("holds")]
             verdict = f"**{c['verdict']}**" if c.get("verdict") else f"{holds} (no verdict)"
-            lines.append(f"| {nb} | {res.get('paper', '')} | {c['claim']} | {_fmt(c.get('paper'))} | "
+            lines.append(f"| {nb_cell} | {res.get('paper', '')} | {c['claim']} | {_fmt(c.get('paper'))} | "
                          f"{_fmt(c.get('measured'))} | {verdict} | {_evidence(c.get('evidence'))} | {res.get('preset')} | "
                          f"{res.get('runtime_s')} s | {fig_cell} |")
     for nb, r in failed.items():

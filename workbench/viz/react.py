@@ -36,7 +36,7 @@ def plot_frame_strips(specs: Sequence, frame_scores: np.ndarray | None = None, c
             ax.set_xticks([]), ax.set_yticks([])
             bad = t in hit or (t + 1 in hit and T > 8)
             for side in ax.spines.values():
-                side.set(color=DISTORTED if bad else "#bbb", lw=2.5 if bad else 0.5)
+                side.set(visible=True, color=DISTORTED if bad else "#bbb", lw=2.5 if bad else 0.5)
             ax.set_title(f"{t}" + ("•" if (t in picked or t + 1 in picked) else ""), fontsize=7,
                          color=CHOSEN if (t in picked or t + 1 in picked) else "#333")
             if j == 0:
