@@ -45,6 +45,7 @@ def test_a_reward_model_at_chance_decides_nothing():
     runs = make_runs(0.5, [0.56, 0.58, 0.6], 0.3, 0.7, KINDS)
     v = pairwise_claim(runs)["verdict"]
     assert v.verdict == "inconclusive" and "did not learn" in v.reason
+    assert {c(runs)["verdict"].verdict for c in (dynamic_claim, attribution_claim)} == {"inconclusive"}
 
 
 def test_opposite_effects_are_refuted():

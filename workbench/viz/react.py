@@ -74,11 +74,13 @@ def plot_sft_vs_grpo(summary: pd.DataFrame, metrics: Sequence[str] = ("pairwise_
 
 
 def plot_sampling(summary: pd.DataFrame, model: str = "SFT + GRPO"):
-    """Frame recall against video frames rated per clip, one marker per sampling method (seed mean ± sd)."""
+    """Frame recall against video frames rated per clip, one marker per sampling method (seed mean ± sd; methods at
+    the same cost are nudged apart)."""
     s = summary[summary["model"] == model]
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, (method, part) in enumerate(s.groupby("method", sort=False)):
-        ax.errorbar(part["frames_per_clip"].mean(), part["frame_recall"].mean(), yerr=part["frame_recall"].std(),
+        ax.errorbar(part["frames_per_clip"].mean() + 0.15 * i, part["frame_recall"].mean(),
+                    yerr=part["frame_recall"].std(),
                     fmt="o", color=PALETTE[i % len(PALETTE)], label=method, capsize=3)
     ax.set(xlabel="frames rated per clip (probes + final)", ylabel="frame recall (true distorted frames predicted)",
            title=f"uniform vs dynamic sampling ({model})")
