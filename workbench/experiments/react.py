@@ -200,3 +200,8 @@ def summary_records(runs: Runs) -> list[dict]:
     """`runs.summary` as JSON-able records (numbers rounded to 4 places)."""
     return [{k: (round(float(v), 4) if isinstance(v, (float, np.floating)) and np.isfinite(v) else v)
              for k, v in row.items()} for row in runs.summary.to_dict(orient="records")]
+
+
+def chosen_frames(res: SamplingResult) -> list[tuple[int, ...]]:
+    """The frames each clip's final rating saw, in clip order (for `viz.react.plot_frame_strips`)."""
+    return [v.frames for v in res.views]
