@@ -21,13 +21,13 @@ Cost: frames rated per clip (K·window + budget against budget for uniform), vid
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from workbench.evaluation.heldout import evaluate
-from workbench.tasks.video import CLEAN_SCORE, ClipSpec, ClipView, parse_rating, uniform_frames, window_frames
+from workbench.tasks.video import CLEAN_SCORE, ClipView, parse_rating, uniform_frames, window_frames
 
 
 @dataclass
@@ -43,7 +43,6 @@ class SamplingResult:
     frame_scores: np.ndarray | None = None
     unfocused: int = 0
     tokens_per_frame: int = 0
-    extra: dict = field(default_factory=dict)
 
     def cost(self) -> dict:
         """{"frames_per_clip", "video_tokens_per_clip", "seconds_per_clip"}."""
@@ -118,9 +117,5 @@ def dynamic_sampling(model, processor, task, views: Sequence, *, probes: int = 4
     ratings, s2 = rate_views(model, processor, task, final, **kw)
     return SamplingResult(f"dynamic-{probes}x{window}+{budget}", final, ratings,
                           [probes * window + len(f.frames) for f in final], s1 + s2, frame_scores, unfocused,
-                          tokens_per_frame, {"probe_ratings": probe_ratings})
+                          tokens_per_frame)
 
-
-def clip_specs(views: Sequence[ClipView]) -> list[ClipSpec]:
-    """The specs of `views`, in order."""
-    return [v.spec for v in views]

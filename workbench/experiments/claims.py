@@ -66,12 +66,27 @@ def both(a: Verdict, b: Verdict, names: tuple[str, str]) -> Verdict:
     """A claim that needs two comparisons: holds if both hold, refuted if either is refuted, else inconclusive.
     The numbers are those of the deciding comparison (the refuted one, else an inconclusive one, else the one
     with the lower CI bound); `reason` names both."""
-    pairs = list(zip(names, (a, b)))
-    if all(v.holds for _, v in pairs):
-        verdict, (name, key) = "holds", min(pairs, key=lambda p: p[1].ci[0])
-    elif any(v.verdict == "refuted" for _, v in pairs):
-        verdict, (name, key) = "refuted", next(p for p in pairs if p[1].verdict == "refuted")
+    return _combine(list(zip(names, (a, b))), lambda n, v: f"vs {n}: {v.verdict}, {v.reason}", lambda v: v.ci[0],
+                    "vs ")
+
+
+def all_of(verdicts: dict[str, Verdict]) -> Verdict:
+    """A claim made for every member: holds if all hold, refuted if any is refuted, else inconclusive; the
+    numbers are those of the deciding member (the refuted one, else an inconclusive one, else the one whose CI
+    lies least far past its SESOI)."""
+    if not verdicts:
+        raise ValueError("all_of needs at least one verdict")
+    return _combine(list(verdicts.items()), lambda n, v: f"{n}: {v.verdict}", lambda v: v.ci[0] - v.sesoi)
+
+
+def _combine(items: list, describe, weakest, prefix: str = "") -> Verdict:
+    """The verdict of a claim over named member verdicts (see `both`, `all_of`): `describe(name, v)` writes each
+    member into the reason, `weakest(v)` picks the member whose numbers a claim that holds reports."""
+    if all(v.holds for _, v in items):
+        verdict, (name, key) = "holds", min(items, key=lambda p: weakest(p[1]))
+    elif any(v.verdict == "refuted" for _, v in items):
+        verdict, (name, key) = "refuted", next(p for p in items if p[1].verdict == "refuted")
     else:
-        verdict, (name, key) = "inconclusive", next(p for p in pairs if p[1].verdict == "inconclusive")
-    reason = f"{verdict} (numbers: vs {name}); " + "; ".join(f"vs {n}: {v.verdict}, {v.reason}" for n, v in pairs)
+        verdict, (name, key) = "inconclusive", next(p for p in items if p[1].verdict == "inconclusive")
+    reason = f"{verdict} (numbers: {prefix}{name}); " + "; ".join(describe(n, v) for n, v in items)
     return dataclasses.replace(key, verdict=verdict, reason=reason, budget=key.budget if verdict == "inconclusive" else None)

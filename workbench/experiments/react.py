@@ -21,13 +21,11 @@ import pandas as pd
 from workbench.evaluation.frame_sampling import SamplingResult, dynamic_sampling, uniform_sampling
 from workbench.evaluation.reward_model import clip_metrics
 from workbench.experiments.presets import Params, Presets
-from workbench.experiments.vl_setup import VLSetup
-from workbench.models.zoo import load_model
+from workbench.experiments.vl_setup import VLSetup, load_vl_setup
 from workbench.notebook import ParameterError
 from workbench.rl import RLConfig, train
 from workbench.rl.tasks.video import REPEAT_FRAMES, react_task
 from workbench.tasks.video import DISTORTIONS, load_bench, uniform_frames
-from workbench.utils import seed_everything
 
 _RL = dict(micro_batch_size=32, window=2, top_m=1)
 PRESETS = Presets(
@@ -66,11 +64,8 @@ class Setup(VLSetup):
 def setup(P: Params) -> Setup:
     """Seed everything, load the SFT reward model and build the REACT task (held out: 2 · eval_pairs bench views,
     better then worse clip of each pair)."""
-    seed_everything(P.seed)
-    policy, processor = load_model(P.model, device=P.device)
-    task = react_task(processor, n_shown=P.n_shown)
-    return Setup(policy, processor, task, task.eval_problems(2 * P.eval_pairs), list(range(P.seed, P.seed + P.n_seeds)),
-                 P.model)
+    return load_vl_setup(P, lambda processor: react_task(processor, n_shown=P.n_shown), Setup,
+                         n_held_out=2 * P.eval_pairs)
 
 
 def example_pairs(kinds=None) -> list:

@@ -17,34 +17,16 @@ localisation and attributions measure a model that has not learnt the task rathe
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
-from workbench.evaluation.verdicts import Verdict, decide_threshold, learned
-from workbench.experiments.claims import SESOI_ACCURACY, paired
+from workbench.evaluation.verdicts import decide_threshold, learned
+from workbench.experiments.claims import SESOI_ACCURACY, all_of, paired
 from workbench.experiments.react import DYNAMIC, GRPO, SFT, UNIFORM, Runs
 from workbench.tasks.video import LABELS
 
 SESOI_RECALL = 0.05  # 5 points of frame recall: a budget of 8 frames moves recall in steps of 1/4 per 4-frame distortion
 CHANCE = 1 / len(LABELS)
-
-
-def all_of(verdicts: dict[str, Verdict]) -> Verdict:
-    """A claim made for every member: holds if all hold, refuted if any is refuted, else inconclusive; the
-    numbers are those of the deciding member (the refuted one, else an inconclusive one, else the weakest)."""
-    if not verdicts:
-        raise ValueError("all_of needs at least one verdict")
-    items = list(verdicts.items())
-    if all(v.holds for _, v in items):
-        verdict, (name, key) = "holds", min(items, key=lambda p: p[1].ci[0] - p[1].sesoi)
-    elif any(v.verdict == "refuted" for _, v in items):
-        verdict, (name, key) = "refuted", next(p for p in items if p[1].verdict == "refuted")
-    else:
-        verdict, (name, key) = "inconclusive", next(p for p in items if p[1].verdict == "inconclusive")
-    reason = f"{verdict} (numbers: {name}); " + "; ".join(f"{n}: {v.verdict}" for n, v in items)
-    return dataclasses.replace(key, verdict=verdict, reason=reason, budget=key.budget if verdict == "inconclusive" else None)
 
 
 def _pair_correct(clips: pd.DataFrame) -> pd.Series:

@@ -37,10 +37,11 @@ class VLSetup:
         return f"{self.model}: {n:.2f}M parameters on {self.policy.device}"
 
 
-def load_vl_setup(P: Params, make_task: Callable[[object], Task], cls: type = VLSetup):
+def load_vl_setup(P: Params, make_task: Callable[[object], Task], cls: type = VLSetup, n_held_out: int | None = None):
     """Seed everything (`P.seed`), load `P.model` (zoo name or checkpoint) on `P.device`, build the task from
-    the processor, and take `P.eval_n` held-out questions and `P.n_seeds` seeds: a `cls` instance."""
+    the processor, and take `n_held_out` (default `P.eval_n`) held-out problems and `P.n_seeds` seeds: a `cls`
+    instance."""
     seed_everything(P.seed)
     policy, processor = load_model(P.model, device=P.device)
     task = make_task(processor)
-    return cls(policy, processor, task, task.eval_problems(P.eval_n), list(range(P.seed, P.seed + P.n_seeds)), P.model)
+    return cls(policy, processor, task, task.eval_problems(P.eval_n if n_held_out is None else n_held_out), list(range(P.seed, P.seed + P.n_seeds)), P.model)

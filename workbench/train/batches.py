@@ -32,17 +32,24 @@ def sft_batches(draw: Callable[[int], Sequence], collate: Callable[[Sequence], d
         yield collate(draw(batch_size))
 
 
-def collate_vl_sft(processor, prompts: Sequence[str], completions: Sequence[str], images: Sequence) -> dict:
-    """Right-padded SFT batch with images: `encode_vl_prompts` of prompt + completion, plus `labels`
-    [B, L] equal to `input_ids` on completion tokens and −100 on prompt, image and padding tokens."""
+def _prompt_masked(encode, prompts: Sequence[str], completions: Sequence[str]) -> dict:
+    """`encode(texts)` of prompt + completion (right-padded) plus `labels` [B, L]: `input_ids` on completion tokens,
+    −100 on prompt, visual and padding tokens (prompt lengths from `encode(prompts)`)."""
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
-    batch = encode_vl_prompts(processor, [p + c for p, c in zip(prompts, completions)], images, padding_side="right")
-    prompt_lens = encode_vl_prompts(processor, prompts, images, padding_side="right")["attention_mask"].sum(1)
+    batch = encode([p + c for p, c in zip(prompts, completions)])
+    prompt_lens = encode(list(prompts))["attention_mask"].sum(1)
     positions = torch.arange(batch["input_ids"].size(1))[None]
     keep = (positions >= prompt_lens[:, None]) & batch["attention_mask"].bool()
     batch["labels"] = batch["input_ids"].masked_fill(~keep, -100)
     return batch
+
+
+def collate_vl_sft(processor, prompts: Sequence[str], completions: Sequence[str], images: Sequence) -> dict:
+    """Right-padded SFT batch with images: `encode_vl_prompts` of prompt + completion, plus `labels`
+    [B, L] equal to `input_ids` on completion tokens and −100 on prompt, image and padding tokens."""
+    return _prompt_masked(lambda texts: encode_vl_prompts(processor, texts, images, padding_side="right"),
+                          prompts, completions)
 
 
 def collate_video_sft(processor, prompts: Sequence[str], completions: Sequence[str], videos: Sequence,
@@ -52,16 +59,8 @@ def collate_video_sft(processor, prompts: Sequence[str], completions: Sequence[s
     tokens (REACT's stage-1 masked loss)."""
     from workbench.models.video import encode_video_prompts
 
-    if len(prompts) != len(completions):
-        raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
-    batch = encode_video_prompts(processor, [p + c for p, c in zip(prompts, completions)], videos, padding_side="right",
-                                 repeat_frames=repeat_frames)
-    prompt_lens = encode_video_prompts(processor, prompts, videos, padding_side="right",
-                                       repeat_frames=repeat_frames)["attention_mask"].sum(1)
-    positions = torch.arange(batch["input_ids"].size(1))[None]
-    keep = (positions >= prompt_lens[:, None]) & batch["attention_mask"].bool()
-    batch["labels"] = batch["input_ids"].masked_fill(~keep, -100)
-    return batch
+    return _prompt_masked(lambda texts: encode_video_prompts(processor, texts, videos, padding_side="right",
+                                                             repeat_frames=repeat_frames), prompts, completions)
 
 
 def collate_haystack(tokenizer, examples: Sequence, label: str = "needles",
