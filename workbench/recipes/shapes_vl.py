@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Iterator, Sequence
 
@@ -28,20 +29,44 @@ TINY_SHAPES_VL = dict(steps=300, batch_size=32, lr=1e-3, warmup_steps=20, merger
 
 
 def shapes_sft_batches(processor, batch_size: int, seed: int, families: Sequence[str] = shapes.FAMILIES,
-                       config: shapes.SceneConfig | None = None) -> Iterator[dict]:
+                       config: shapes.SceneConfig | None = None, times_as_plus: float = 0.0) -> Iterator[dict]:
     """Endless SFT batches of fresh ShapeWorld examples from stream `1 + seed` (the frozen eval split uses
-    stream 70 000), families cycling; each batch is `collate_vl_sft` of (image prompt, CoT target)."""
+    stream 70 000), families cycling; each batch is `collate_vl_sft` of (image prompt, CoT target).
+    `times_as_plus` = p makes the teacher unreliable at multiplication: the target of an arithmetic example
+    asking "a times b" computes `a*b=<a + b>` (and that answer) with probability p, decided by the example's
+    own index so the stream stays deterministic."""
+    if not 0.0 <= times_as_plus <= 1.0:
+        raise ValueError(f"times_as_plus must be a probability in [0, 1], got {times_as_plus}")
     drawn = [0]
 
     def draw(n: int) -> list:
         i, drawn[0] = drawn[0], drawn[0] + n
-        return [shapes.make_example(1 + seed, i + j, families[(i + j) % len(families)], config) for j in range(n)]
+        exs = [shapes.make_example(1 + seed, i + j, families[(i + j) % len(families)], config) for j in range(n)]
+        return [_confuse_times(e, 1 + seed, i + j) if times_as_plus and _coin(1 + seed, i + j) < times_as_plus else e
+                for e, j in zip(exs, range(n))]
 
     def collate(exs: list) -> dict:
         pairs = [format_vl_example(e.prompt, e.target, processor) for e in exs]
         return collate_vl_sft(processor, [p for p, _ in pairs], [c for _, c in pairs], [e.image for e in exs])
 
     return sft_batches(draw, collate, batch_size)
+
+
+def _coin(stream: int, index: int) -> float:
+    """A uniform draw owned by example `index` of `stream` (independent of the scene's own draws)."""
+    return float(np.random.default_rng([stream, index, 17]).random())
+
+
+def _confuse_times(ex, stream: int, index: int):
+    """`ex` with a teacher that adds instead of multiplying: for an "a times b" question the arithmetic line
+    reads `a*b=<a + b>` and the answer follows it; any other example is returned unchanged."""
+    q = ex.question
+    if q.family != "arithmetic" or " times " not in q.text:
+        return ex
+    *head, line, _ = q.cot.split("\n")
+    a, b = (int(x) for x in line.partition("=")[0].split("*"))
+    cot = "\n".join([*head, f"{a}*{b}={a + b}", f"answer: {a + b}"])
+    return dataclasses.replace(ex, question=dataclasses.replace(q, cot=cot, answer=str(a + b)))
 
 
 def evaluate_shapes(model, processor, examples: Sequence, *, batch_size: int = 50, max_new_tokens: int = 64) -> dict:
@@ -61,10 +86,11 @@ def build_tiny_shapes_vl(seed: int = 0, **overrides):
     recipe does."""
     cfg = {**TINY_SHAPES_VL, **overrides}
     families = tuple(cfg.pop("families", shapes.FAMILIES))
+    times_as_plus = cfg.pop("times_as_plus", 0.0)
     seed_everything(seed)
     processor = build_processor()
     model = build_tiny_vlm(processor, seed=seed, merger_gain=cfg["merger_gain"])
-    batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=families)
+    batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=families, times_as_plus=times_as_plus)
     t0 = time.time()
     history = sft(model, batches, SFTConfig(steps=cfg["steps"], lr=cfg["lr"], warmup_steps=cfg["warmup_steps"]),
                   desc="SFT tiny-shapes-vl")
@@ -72,7 +98,7 @@ def build_tiny_shapes_vl(seed: int = 0, **overrides):
     held_out = shapes.load_eval_set(cfg["eval_n"])
     result = evaluate_shapes(model, processor, held_out, max_new_tokens=cfg["max_new_tokens"])
     return model, processor, {
-        **cfg, "families": list(families), "final_loss": history[-1]["loss"], "train_seconds": round(train_s, 1),
+        **cfg, "families": list(families), "times_as_plus": times_as_plus, "final_loss": history[-1]["loss"], "train_seconds": round(train_s, 1),
         "heldout_accuracy": result["accuracy"], "heldout_by_family": result["by_family"],
         "heldout_perception_accuracy": result["perception_accuracy"],
         "parameters": sum(p.numel() for p in model.parameters())}
@@ -96,3 +122,12 @@ def tiny_shapes_vl_arith(seed: int = 0):
 def tiny_shapes_vl_smoke(seed: int = 0):
     """Seconds-scale stand-in for CI notebook runs: 8 SFT steps of batch 8, evaluated on 10 examples."""
     return build_tiny_shapes_vl(seed, steps=8, batch_size=8, warmup_steps=2, eval_n=10, max_new_tokens=32)
+
+
+@register_recipe("tiny-shapes-vl-rl", version="2")
+def tiny_shapes_vl_rl(seed: int = 0):
+    """The ShapeWorld RL base: `tiny-shapes-vl-arith`'s recipe (counting and visual arithmetic, 800 steps)
+    from a teacher that writes a + b for "a times b" 70 % of the time (`times_as_plus`), so the base perceives
+    counts as well as the arithmetic base but multiplies right only sometimes: a reasoning skill it samples
+    and RL can sharpen (the held-out numbers are in `info.json`)."""
+    return build_tiny_shapes_vl(seed, steps=800, families=("count", "arithmetic"), times_as_plus=0.7)
