@@ -1,5 +1,6 @@
 # Workbench: two commands on a fresh machine.
 #   make reproduce   set up .venv, run every notebook at the cpu preset, write figures/ and outputs/REPORT.md
+#                    (NOTEBOOKS=01,09 runs a subset; PRESET=smoke the CI preset)
 #   make test        set up .venv, run the test suite (slow tests excluded; `make test-slow` runs them)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,6 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PRESET ?= cpu
+NOTEBOOKS ?=
+comma := ,
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
@@ -30,7 +33,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q
 
 reproduce: $(STAMP)
-	$(PY) -m workbench.run --preset $(PRESET)
+	$(PY) -m workbench.run --preset $(PRESET) $(subst $(comma), ,$(NOTEBOOKS))
 
 bench: $(STAMP)
 	@mkdir -p outputs/bench

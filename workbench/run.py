@@ -4,7 +4,12 @@
     python -m workbench.run notebooks/00_quickstart.ipynb --preset smoke
     python -m workbench.run 01_delta_logp -p steps 400 -p model /ckpt/Qwen2.5-Math-1.5B --preset gpu
     python -m workbench.run 02_fipo --sweep seed=0,1,2       # one run per value, outputs/_sweeps/seed=1/<nb>/
+    python -m workbench.run 01 09                            # a subset by number (make reproduce NOTEBOOKS=01,09)
     python -m workbench.run --report-only                    # rebuild REPORT.md from results files
+
+Before it starts it prints the plan (`run_plan`: per notebook its zoo models, cached or trained on first use,
+and its last run time here); while a notebook runs, its cells' output (progress bars of zoo training and
+RL included) streams to the terminal.
 
 Executed notebooks land in `outputs/<notebook>/<notebook>.ipynb`, figures in `figures/<notebook>/`,
 numbers in `outputs/<notebook>/results.json`, and a one-row-per-notebook summary in REPORT.md.
@@ -20,6 +25,7 @@ import re
 import sys
 import time
 
+from workbench.run_plan import describe, plan
 from workbench.utils import HEADLESS_ENV, repo_root
 
 
@@ -53,7 +59,7 @@ def _parse_value(text: str):
 
 
 def resolve_notebooks(names: list[str]) -> list[str]:
-    """Names like `00_quickstart`, `00_quickstart.ipynb` or paths -> notebook paths (all if empty)."""
+    """Names like `00_quickstart`, `00_quickstart.ipynb`, a number `01` or paths -> notebook paths (all if empty)."""
     nb_dir = os.path.join(repo_root(), "notebooks")
     if not names:
         return sorted(glob.glob(os.path.join(nb_dir, "[0-9][0-9]_*.ipynb")))
@@ -61,14 +67,18 @@ def resolve_notebooks(names: list[str]) -> list[str]:
     for n in names:
         cands = [n, os.path.join(nb_dir, n), os.path.join(nb_dir, n + ".ipynb")]
         hit = next((c for c in cands if os.path.isfile(c)), None)
+        if hit is None and re.fullmatch(r"\d{2}", n):
+            hit = next(iter(sorted(glob.glob(os.path.join(nb_dir, f"{n}_*.ipynb")))), None)
         if hit is None:
             raise SystemExit(f"notebook {n!r} not found (looked in {nb_dir})")
         out.append(hit)
     return out
 
 
-def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", progress: bool = True) -> dict:
-    """Execute one notebook with papermill; returns `{"notebook", "ok", "seconds", "output", "error"}`."""
+def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", progress: bool = True,
+                 stream: bool = False) -> dict:
+    """Execute one notebook with papermill; `stream` copies its cells' stdout / stderr to ours as they run.
+    Returns `{"notebook", "ok", "seconds", "output", "error"}`."""
     import papermill as pm
 
     name = os.path.splitext(os.path.basename(path))[0]
@@ -85,8 +95,9 @@ def run_notebook(path: str, parameters: dict, outputs_root: str, tag: str = "", 
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # and transformers' weight-loading widget bar stays out
     t0 = time.time()
     try:
-        pm.execute_notebook(path, out_nb, parameters=parameters, progress_bar=progress,
-                            cwd=os.path.dirname(os.path.abspath(path)), kernel_name="python3")
+        pm.execute_notebook(path, out_nb, parameters=parameters, progress_bar=progress and not stream,
+                            cwd=os.path.dirname(os.path.abspath(path)), kernel_name="python3", log_output=stream,
+                            stdout_file=sys.stdout if stream else None, stderr_file=sys.stderr if stream else None)
         ok, err = True, ""
     except Exception as e:  # papermill re-raises the cell's exception; keep its headline
         ok, err = False, str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
@@ -200,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="one run per value")
     ap.add_argument("--outputs", default=os.path.join(repo_root(), "outputs"))
     ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-progress", action="store_true", help="no cell counter and no streamed cell output")
+    ap.add_argument("--quiet-cells", action="store_true", help="papermill's cell counter instead of the cells' output")
     args = ap.parse_args(argv)
     outputs_root = os.path.abspath(args.outputs)
     figures_root = os.environ.get("WORKBENCH_FIGURES") or os.path.join(repo_root(), "figures")
@@ -221,11 +233,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"--sweep value {v!r} of {key!r} may hold only letters, digits and . _ + - "
                                      "(it names the run's folder)")
             sweeps = [{**s, key: _parse_value(v)} for s in sweeps for v in vals.split(",")]
-        for nb in resolve_notebooks(args.notebooks):
+        notebooks = resolve_notebooks(args.notebooks)
+        print(describe(plan(notebooks, args.preset, outputs_root)), flush=True)
+        for nb in notebooks:
             for s in sweeps:
                 tag = ",".join(f"{k}={v}" for k, v in s.items())
                 print(f"[workbench] running {os.path.basename(nb)} preset={args.preset} {tag}", flush=True)
-                r = run_notebook(nb, {**params, **s}, outputs_root, tag=tag, progress=not args.no_progress)
+                r = run_notebook(nb, {**params, **s}, outputs_root, tag=tag, progress=not args.no_progress,
+                                 stream=not (args.no_progress or args.quiet_cells))
                 print(f"[workbench]   {'ok' if r['ok'] else 'FAILED: ' + r['error']} in {r['seconds']} s -> {r['output']}",
                       flush=True)
                 runs.append(r)

@@ -87,3 +87,37 @@ def test_matplotlib_twin_wraps_and_colours():
     assert len(fig2.axes) == 4
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+def test_scale_follows_the_sign_of_the_statistic():
+    from workbench.viz.tokens import color_scale
+
+    signed = color_scale(np.array([-0.5, 0.2]))
+    assert (signed.lo, signed.hi, signed.cmap, signed.diverging) == (-0.5, 0.5, "RdBu", True)
+    entropy = render_tokens(["a", "b"], [0.0, 1.49], label="entropy")
+    assert (entropy.scale.lo, entropy.scale.hi, entropy.cmap) == (0.0, 1.49, "Blues")
+    assert "−1.49" not in entropy.to_html() and "-1.49" not in entropy.to_html() and "neutral" not in entropy.to_html()
+    logp = render_tokens(["a", "b"], [-3.0, -0.1], label="log p")
+    assert (logp.scale.lo, logp.scale.hi, logp.cmap) == (-3.0, 0.0, "Reds_r")
+    # the most surprising token is darkest, a token at 0 would be white
+    dark, light = logp.colors()
+    assert dark[:3].sum() < light[:3].sum()
+    assert "0 … 1.49 (Blues)" in entropy.to_text()
+
+
+def test_far_end_keeps_a_sequential_scale_sequential():
+    from workbench.viz.tokens import far_end
+
+    assert far_end([-3.0, -0.1], 2.0) == {"vmin": -2.0}
+    assert far_end([0.0, 1.0], 2.0) == {"vmax": 2.0} and far_end([-1.0, 1.0], 2.0) == {"vmax": 2.0}
+    table = render_token_table(["a", "b"], {"logp": [-3.0, -0.1], "H": [0.1, 0.4]}, limits={"logp": 1.0, "H": 1.0})
+    assert [(p.scale.lo, p.scale.hi) for p in table.panels] == [(-1.0, 0.0), (0.0, 1.0)]
+
+
+def test_token_types_get_a_categorical_legend():
+    from workbench.viz.image_attention import TOKEN_TYPES, render_token_types
+
+    hm = render_token_types(["a", "b", "c", "d"], [0, 1, 2, 3])
+    html_ = hm.to_html()
+    assert all(name in html_ for name in TOKEN_TYPES) and "linear-gradient" not in html_
+    assert "categories neither, perception, reasoning, both" in hm.to_text()

@@ -46,6 +46,10 @@ PRESETS = Presets(
 )
 
 
+#: zoo models the notebook loads beyond `model` (for the runner's plan): the cpu preset's cached RL run
+ZOO_MODELS_USED = {"cpu": ["tiny-arith-grpo"]}
+
+
 class Loaded(NamedTuple):
     """The base policy, its tokenizer and a one-paragraph description (parameters, device, zoo info)."""
 
@@ -128,38 +132,46 @@ def token_logprobs(policy, tokenizer, samples: Samples, row: int = 0) -> TokenLo
 @dataclass
 class RLRun:
     """An RL run from the base: the trained `policy`, the trainer's `history` (one dict per step; `eval_accuracy`
-    on evaluation steps), greedy held-out accuracy `before` / `after` and a line on where the run came from."""
+    on evaluation steps, measured on the first `curve_n` held-out problems), `curve_base` (the base's greedy
+    accuracy on those same problems: the curve's step 0), greedy accuracy `before` / `after` on the notebook's
+    `eval_problems(P)` (`before` is the notebook's one base number) and a line on where the run came from."""
 
     policy: torch.nn.Module
     history: list[dict]
+    curve_base: float
+    curve_n: int
     before: float
     after: float
     note: str
 
 
-def rl_run(policy, tokenizer, P: Params) -> RLRun:
+def rl_run(policy, tokenizer, P: Params, base_accuracy: float) -> RLRun:
     """GRPO / DAPO / Dr.GRPO (`P.rl_method`) on the arithmetic task with the exact-match reward.
 
     With `rl_steps` None and the zoo base `tiny-arith` (the cpu preset) the run is the zoo's
-    `tiny-arith-<method>` (trained once, cached with its curve; accuracies on 500 held-out problems);
-    otherwise `P.rl_steps` steps of the method's cpu preset (`arith_rl_preset`, then `P.rl_overrides`)
-    run here on a copy of `policy`, with greedy accuracy before and after on `eval_problems(P)`.
+    `tiny-arith-<method>` (trained once, cached with its curve); otherwise `P.rl_steps` steps of the
+    method's cpu preset (`arith_rl_preset`, then `P.rl_overrides`) run here on a copy of `policy`.
+    `base_accuracy` is the base's greedy accuracy on `eval_problems(P)` (from `heldout`), so the notebook
+    states one base number; `after` is measured on the same problems.
     """
+    task, problems = arithmetic_task(), eval_problems(P)
     if P.rl_steps is None:
         if P.model != "tiny-arith":
             raise ParameterError(f"parameter 'rl_steps' must be set for model {P.model!r} (only tiny-arith has a cached RL run)")
         rl_policy, _ = load_model(f"tiny-arith-{P.rl_method}", device=P.device)
         info = rl_policy.workbench_info
-        return RLRun(rl_policy, info["history"], info["base_accuracy_500"], info["final_accuracy_500"],
-                     f"cached run: {info['train_seconds']:.0f} s of training")
-    task, problems = arithmetic_task(), eval_problems(P)
-    cfg = RLConfig.for_method(P.rl_method, **{**arith_rl_preset(P.rl_method), "steps": P.rl_steps, "seed": P.seed,
-                                              "eval_every": max(1, P.rl_steps // 4), "eval_n": min(200, P.n_eval),
-                                              **P.rl_overrides})
-    before = evaluate(policy, tokenizer, task, problems).accuracy
-    run = train(copy.deepcopy(policy), tokenizer, task, cfg)
-    after = evaluate(run.model, tokenizer, task, problems).accuracy
-    return RLRun(run.model, run.history, before, after, f"trained here: {P.rl_steps} steps")
+        history, curve_n = info["history"], int(info["config"]["eval_n"])
+        note = f"cached run: {info['train_seconds']:.0f} s of training"
+    else:
+        cfg = RLConfig.for_method(P.rl_method, **{**arith_rl_preset(P.rl_method), "steps": P.rl_steps, "seed": P.seed,
+                                                  "eval_every": max(1, P.rl_steps // 4), "eval_n": min(200, P.n_eval),
+                                                  **P.rl_overrides})
+        run = train(copy.deepcopy(policy), tokenizer, task, cfg)
+        rl_policy, history, curve_n = run.model, run.history, cfg.eval_n
+        note = f"trained here: {P.rl_steps} steps"
+    curve_base = evaluate(policy, tokenizer, task, task.eval_problems(curve_n)).accuracy
+    after = evaluate(rl_policy, tokenizer, task, problems).accuracy
+    return RLRun(rl_policy, history, curve_base, curve_n, base_accuracy, after, note)
 
 
 #: the claims' smallest effect of interest: 2 points of pass@k

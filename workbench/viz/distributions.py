@@ -9,7 +9,7 @@
   statistic's mass.
 
 Every function takes a tidy per-token DataFrame (`token_stats_frame`) and returns a Figure or
-a DataFrame; colours follow the token heatmaps (RdBu, centred at 0).
+a DataFrame; colours follow the token heatmaps (`tokens.color_scale`).
 """
 
 from __future__ import annotations
@@ -160,21 +160,26 @@ def token_kind_summary(frame: pd.DataFrame, column: str, *, kind: str | Callable
 
 def plot_token_kinds(frame: pd.DataFrame, column: str, *, kind: str | Callable[[str], str] = classify_token,
                      metric: str = "mass_share", token_col: str = "token", ax=None, title: str | None = None):
-    """Bars of `token_kind_summary(...)[metric]` per kind, each bar coloured by the kind's mean (RdBu, 0 = neutral).
+    """Bars of `token_kind_summary(...)[metric]` per kind, each bar coloured by the kind's mean on the scale
+    `tokens.color_scale` picks (RdBu centred at 0 for a signed column, sequential otherwise), with its colourbar.
 
     Returns:
         the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
-    from workbench.viz.tokens import symmetric_limit, value_colors
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from workbench.viz.tokens import color_scale
 
     summary = token_kind_summary(frame, column, kind=kind, token_col=token_col)
     if metric not in summary.columns:
         raise ValueError(f"metric {metric!r} is not one of {', '.join(summary.columns)}")
     summary = summary.sort_values(metric, ascending=False)
     means = summary["mean"].to_numpy(dtype=float)
-    colors = value_colors(means, symmetric_limit(means), "RdBu")
+    scale = color_scale(means)
+    colors = scale.colors(means)
     fig, ax = (plt.subplots(figsize=(1.2 + 0.7 * len(summary), 3.4)) if ax is None else (ax.figure, ax))
     ax.bar(summary.index.astype(str), summary[metric], color=colors, edgecolor="#555", linewidth=0.6)
     for x, (n, v) in enumerate(zip(summary["count"], summary[metric])):
@@ -184,7 +189,8 @@ def plot_token_kinds(frame: pd.DataFrame, column: str, *, kind: str | Callable[[
     ax.set_ylabel(labels.get(metric, metric))
     if len(summary) > 5:
         ax.tick_params(axis="x", labelrotation=30)
-    ax.set_xlabel("token kind (bar colour: mean, RdBu centred at 0)")
+    ax.set_xlabel("token kind")
+    ax.figure.colorbar(ScalarMappable(Normalize(scale.lo, scale.hi), cmap=scale.cmap), ax=ax, label=f"bar colour: mean {column}")
     top = summary.index[0] if len(summary) else "–"
     ax.set_title(title or f"'{top}' tokens have the largest {labels.get(metric, metric)}")
     return fig

@@ -98,8 +98,8 @@ def token_type_values(labels) -> np.ndarray:
 def render_token_types(tokens: Sequence[str], labels, *, title: str | None = None):
     """HTML rendering of tokens coloured by type (grey neither, blue perception, red reasoning,
     purple both); padding (label −1) is uncoloured. Returns a `TokenHeatmap`."""
-    label = "type (−1 neither, −⅓ perception, ⅓ reasoning, 1 both)"
-    return render_tokens(tokens, token_type_values(labels), title=title, label=label, vmax=1.0, cmap=TOKEN_TYPE_CMAP)
+    return render_tokens(tokens, token_type_values(labels), title=title, label="token type", vmin=-1.0, vmax=1.0,
+                         cmap=TOKEN_TYPE_CMAP, categories=tuple(zip(TOKEN_TYPES, TOKEN_TYPE_COLORS)))
 
 
 def plot_token_types(tokens: Sequence[str], labels, ax=None, *, title: str | None = None, line_width: int = 60,
@@ -107,7 +107,7 @@ def plot_token_types(tokens: Sequence[str], labels, ax=None, *, title: str | Non
     """Matplotlib twin of `render_token_types`, with a legend of the four types. Returns the Figure."""
     from matplotlib.patches import Patch
 
-    fig = plot_tokens(tokens, token_type_values(labels), ax=ax, title=title, vmax=1.0, cmap=TOKEN_TYPE_CMAP,
+    fig = plot_tokens(tokens, token_type_values(labels), ax=ax, title=title, vmin=-1.0, vmax=1.0, cmap=TOKEN_TYPE_CMAP,
                       colorbar=False, line_width=line_width, fontsize=fontsize)
     handles = [Patch(facecolor=c, edgecolor="#999", label=n) for n, c in zip(TOKEN_TYPES, TOKEN_TYPE_COLORS)]
     fig.axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncol=4, fontsize=fontsize - 1)

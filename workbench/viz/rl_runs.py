@@ -20,13 +20,17 @@ import pandas as pd
 from workbench.viz.style import PALETTE
 
 
-def plot_training_run(history: Sequence[Mapping], before: float, after: float, method: str):
-    """Left: the mean batch reward per RL step; right: held-out greedy accuracy at step 0 (`before`) and at
-    every step whose history entry has `eval_accuracy`.
+def plot_training_run(history: Sequence[Mapping], curve_base: float, curve_n: int, method: str, *,
+                      before: float, after: float, n: int):
+    """Left: the mean batch reward per RL step; right: held-out greedy accuracy on one evaluation set — the
+    base on it at step 0 (`curve_base`) and every history entry with `eval_accuracy` (all on the same
+    `curve_n` problems) — with the run's `before` / `after` on the notebook's `n` problems as separate markers.
 
     Args:
         history: one dict per step with `step`, `reward_mean` and (on evaluation steps) `eval_accuracy`.
-        before, after: held-out greedy accuracy of the base and of the final policy (for the title).
+        curve_base, curve_n: the base's greedy accuracy on the curve's problems and how many there are.
+        before, after, n: greedy accuracy of the base and of the final policy on the notebook's `n` problems
+            (the title is computed from them).
     Returns:
         the Figure.
     """
@@ -35,15 +39,30 @@ def plot_training_run(history: Sequence[Mapping], before: float, after: float, m
              label="batch reward")
     ax1.set(xlabel="RL step", ylabel="mean reward (exact match)", title="Training reward")
     curve = [(h["step"], h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
-    ax2.plot([0] + [s for s, _ in curve], [before] + [a for _, a in curve], marker="o")
-    ax2.set(xlabel="RL step", ylabel="held-out greedy accuracy", ylim=(0, 1), title=f"{method}: {before:.0%} → {after:.0%} held-out")
+    ax2.plot([0] + [s for s, _ in curve], [curve_base] + [a for _, a in curve], marker="o", label=f"{curve_n} problems")
+    last = history[-1]["step"] if history else 0
+    ax2.plot([0, last], [before, after], ls="none", marker="s", mfc="none", color=PALETTE[3], label=f"{n} problems")
+    ax2.legend(fontsize=7)
+    ax2.set(xlabel="RL step", ylabel="held-out greedy accuracy", ylim=(0, 1),
+            title=f"{method}: {before:.1%} → {after:.1%} on {n} held-out ({100 * (after - before):+.1f} pts)")
     fig.tight_layout()
     return fig
 
 
+def sharpening_title(base, rl, method: str) -> str:
+    """What the bars show, computed from them: greedy and pass@k_max (the largest k both measured) before →
+    after, and the word for it — *sharpened* (greedy up, pass@k_max not up), *widened* (both up) or *greedy
+    fell*."""
+    kmax = max(base.pass_at_k)
+    dg, dk = 100 * (rl.accuracy - base.accuracy), 100 * (rl.pass_at_k[kmax] - base.pass_at_k[kmax])
+    word = "greedy fell" if dg < 0 else "sharpened" if dk <= 0 else "widened" if dg > 0 else "greedy unchanged"
+    return f"{method} {word}: greedy {dg:+.1f} pts, pass@{kmax} {dk:+.1f} pts"
+
+
 def plot_sharpening(base, rl, *, method: str, pass_k: int, temperature: float):
     """Left: greedy accuracy, pass@1 and pass@`pass_k` of the base and the RL model (bars labelled with the
-    change in points); right: pass@k over every k both measured (log k axis), greedy accuracy dotted.
+    change in points, title from `sharpening_title`); right: pass@k over every k both measured (log k axis),
+    greedy accuracy dotted.
 
     Args:
         base, rl: evaluation results with `.accuracy`, `.n` and `.pass_at_k` ({k: value}, same k for both).
@@ -61,7 +80,7 @@ def plot_sharpening(base, rl, *, method: str, pass_k: int, temperature: float):
     for x, (b, a) in enumerate(zip(before, after)):
         ax.annotate(f"{100 * (a - b):+.1f} pts", (x + 0.2, a), ha="center", va="bottom", fontsize=8)
     ax.set(xticks=list(xs), xticklabels=names, ylim=(0, 1), ylabel=f"held-out accuracy ({base.n} problems)",
-           title="RL sharpens: greedy rises toward the base model's pass@k")
+           title=sharpening_title(base, rl, method))
     ax.legend()
     for name, e in (("base", base), (method, rl)):
         axk.plot(ks, [e.pass_at_k[k] for k in ks], marker="o", label=f"{name} pass@k")

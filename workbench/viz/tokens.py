@@ -4,9 +4,12 @@
     render_token_table(tokens, {"Δlog p": d, "entropy": h})    # several statistics side by side
     plot_tokens(tokens, delta_logp)                            # a matplotlib Figure for papers
 
-The colour scale is diverging (default matplotlib "RdBu") and symmetric around 0: a value v
-maps to cmap(½ + ½·clip(v / m, −1, 1)) with m = max(|vmin|, |vmax|) (default max |value|), so 0 is
-the neutral middle colour. The HTML uses inline styles only: no scripts, no CDN, no network.
+The colour scale follows the sign of the statistic (`color_scale`): a signed statistic (Δlog p, an
+advantage) gets a diverging map ("RdBu") symmetric around 0, v -> cmap(½ + ½·clip(v / m, −1, 1)) with
+m = max(|vmin|, |vmax|) (default max |value|), so 0 is the neutral middle colour; a non-negative one
+(entropy, |Δ|) a sequential map from 0 ("Blues"); a non-positive one (log-probs) a sequential map ending
+at 0 ("Reds_r", the most negative darkest). Categories (token types) get a legend of swatches instead of a
+colour bar. The HTML uses inline styles only: no scripts, no CDN, no network.
 Whitespace is made visible (space ·, tab →, newline ↵ followed by a line break); every token
 has a tooltip with its index, its exact text and its value.
 """
@@ -39,20 +42,80 @@ def symmetric_limit(values: np.ndarray, vmin: float | None = None, vmax: float |
 
 
 def value_colors(values: np.ndarray, limit: float, cmap: str = "RdBu") -> np.ndarray:
-    """RGBA in [0, 1] for each value: cmap(½ + ½·clip(v / limit, −1, 1)); NaN -> transparent.
+    """RGBA in [0, 1] for each value on the diverging scale ±`limit`: cmap(½ + ½·clip(v / limit, −1, 1));
+    NaN -> transparent.
 
     Args:
         values: [N] floats.
     Returns:
         colors: [N, 4].
     """
-    import matplotlib
+    return ColorScale(-limit, limit, cmap).colors(values)
 
-    cm = matplotlib.colormaps[cmap]
-    x = 0.5 + 0.5 * np.clip(np.nan_to_num(values / limit, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    colors = np.asarray(cm(x), dtype=float).reshape(-1, 4)
-    colors[np.isnan(values)] = (1.0, 1.0, 1.0, 0.0)
-    return colors
+
+DIVERGING, NONNEGATIVE, NONPOSITIVE = "RdBu", "Blues", "Reds_r"  # default maps by the sign of the data
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    """A value range [lo, hi] drawn with matplotlib colormap `cmap`: v -> cmap(clip((v − lo) / (hi − lo), 0, 1)).
+    `diverging` when lo < 0 < hi (then lo = −hi and 0 is the middle colour)."""
+
+    lo: float
+    hi: float
+    cmap: str
+
+    @property
+    def diverging(self) -> bool:
+        return self.lo < 0 < self.hi
+
+    @property
+    def limit(self) -> float:
+        """max(|lo|, |hi|): the half-width of a diverging scale."""
+        return max(abs(self.lo), abs(self.hi))
+
+    def colors(self, values: np.ndarray) -> np.ndarray:
+        """[N] floats -> [N, 4] RGBA; NaN -> transparent, ±inf -> the ends."""
+        import matplotlib
+
+        values = np.asarray(values, dtype=float).reshape(-1)
+        x = np.nan_to_num((values - self.lo) / (self.hi - self.lo), nan=0.0, posinf=1.0, neginf=0.0)
+        colors = np.asarray(matplotlib.colormaps[self.cmap](np.clip(x, 0.0, 1.0)), dtype=float).reshape(-1, 4)
+        colors[np.isnan(values)] = (1.0, 1.0, 1.0, 0.0)
+        return colors
+
+    def describe(self) -> str:
+        """`±0.5 (RdBu, 0 = neutral)` or `0 … 2.3 (Blues)`."""
+        if self.diverging:
+            return f"±{self.limit:.3g} ({self.cmap}, 0 = neutral)"
+        return f"{self.lo:.3g} … {self.hi:.3g} ({self.cmap})"
+
+
+def color_scale(values: np.ndarray, vmin: float | None = None, vmax: float | None = None,
+                cmap: str | None = None) -> ColorScale:
+    """The scale of `values` (see the module docstring): diverging ±m when the data (or the given vmin / vmax)
+    take both signs, else sequential over [0, max] or [min, 0]; `cmap` None picks the map by that sign.
+    A degenerate range (all zero, all NaN) becomes ±1 or [0, 1]."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
+    hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 0.0)
+    if lo < 0 < hi:
+        m = symmetric_limit(finite, vmin, vmax)
+        return ColorScale(-m, m, cmap or DIVERGING)
+    if hi > 0 or lo == hi == 0:
+        return ColorScale(0.0, hi if hi > 0 else 1.0, cmap or NONNEGATIVE)
+    return ColorScale(lo, 0.0, cmap or NONPOSITIVE)
+
+
+def far_end(values, m: float | None) -> dict:
+    """The `vmin` / `vmax` argument that sets a scale's far end to `m` (> 0): `vmin=−m` for non-positive data
+    (log-probs), else `vmax=m` (±m for signed data); {} when `m` is None."""
+    if m is None:
+        return {}
+    arr = np.asarray(values.detach().float().cpu().numpy() if hasattr(values, "detach") else values, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    return {"vmin": -abs(m)} if finite.size and finite.max() <= 0 < -finite.min() else {"vmax": abs(m)}
 
 
 def _as_values(tokens: Sequence[str], values) -> tuple[list[str], np.ndarray]:
@@ -80,7 +143,9 @@ def _css(rgba) -> str:
 class TokenHeatmap:
     """Tokens coloured by one statistic. Displays as HTML in notebooks, as text elsewhere.
 
-    Attributes: `tokens` [N] strings, `values` [N] floats, `limit` the symmetric scale m.
+    Attributes: `tokens` [N] strings, `values` [N] floats, `scale` the `ColorScale` (`limit` its
+    max |end|), `categories` ((name, colour) per category) when the values encode categories: the legend
+    then shows swatches instead of a colour bar.
     """
 
     tokens: list[str]
@@ -89,15 +154,21 @@ class TokenHeatmap:
     label: str = "value"
     vmin: float | None = None
     vmax: float | None = None
-    cmap: str = "RdBu"
-    limit: float = field(init=False)
+    cmap: str | None = None
+    categories: tuple[tuple[str, str], ...] | None = None
+    scale: ColorScale = field(init=False)
 
     def __post_init__(self):
-        self.limit = symmetric_limit(self.values, self.vmin, self.vmax)
+        self.scale = color_scale(self.values, self.vmin, self.vmax, self.cmap)
+        self.cmap = self.scale.cmap
+
+    @property
+    def limit(self) -> float:
+        return self.scale.limit
 
     def colors(self) -> np.ndarray:
         """[N, 4] RGBA of each token's background."""
-        return value_colors(self.values, self.limit, self.cmap)
+        return self.scale.colors(self.values)
 
     def to_html(self) -> str:
         """Self-contained HTML (inline styles only)."""
@@ -115,14 +186,19 @@ class TokenHeatmap:
                 f'max-width:100%">{head}<div>{"".join(spans)}</div>{self._legend_html()}</div>')
 
     def _legend_html(self) -> str:
-        stops = np.linspace(-1.0, 1.0, 9)
-        rgba = value_colors(stops * self.limit, self.limit, self.cmap)
-        grad = ", ".join(f"{_css(c)} {int(100 * (s + 1) / 2)}%" for s, c in zip(stops, rgba))
         lab = html.escape(self.label)
-        return (f'<div style="font-size:11px;margin-top:4px;color:#444">{lab}: {-self.limit:.3g} '
+        if self.categories:
+            swatches = " ".join(f'<span style="display:inline-block;width:10px;height:10px;vertical-align:middle;'
+                                f'border:1px solid #999;background:{html.escape(c)}"></span> {html.escape(n)}'
+                                for n, c in self.categories)
+            return f'<div style="font-size:11px;margin-top:4px;color:#444">{lab}: {swatches}</div>'
+        sc = self.scale
+        stops = np.linspace(sc.lo, sc.hi, 9)
+        grad = ", ".join(f"{_css(c)} {int(100 * i / 8)}%" for i, c in enumerate(sc.colors(stops)))
+        return (f'<div style="font-size:11px;margin-top:4px;color:#444">{lab}: {sc.lo:.3g} '
                 f'<span style="display:inline-block;width:140px;height:9px;vertical-align:middle;'
                 f'border:1px solid #bbb;background:linear-gradient(to right, {grad})"></span> '
-                f'{self.limit:.3g} (0 = neutral)</div>')
+                f'{sc.hi:.3g}{" (0 = neutral)" if sc.diverging else ""}</div>')
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -139,8 +215,9 @@ class TokenHeatmap:
                 line = f"{line} {item}" if line else item
         if line:
             lines.append(line)
-        head = f"TokenHeatmap{' ' + repr(self.title) if self.title else ''}: {len(self.tokens)} tokens, " \
-               f"{self.label} scale ±{self.limit:.3g} ({self.cmap}, 0 = neutral)"
+        what = ("categories " + ", ".join(n for n, _ in self.categories)) if self.categories else \
+            f"scale {self.scale.describe()}"
+        head = f"TokenHeatmap{' ' + repr(self.title) if self.title else ''}: {len(self.tokens)} tokens, {self.label} {what}"
         return "\n".join([head, *lines])
 
     def __repr__(self) -> str:
@@ -173,39 +250,43 @@ class TokenTable:
 
 
 def render_tokens(tokens: Sequence[str], values, *, title: str | None = None, label: str | None = None,
-                  vmin: float | None = None, vmax: float | None = None, cmap: str = "RdBu") -> TokenHeatmap:
-    """Tokens coloured by `values` on a scale symmetric around 0 (see the module docstring).
+                  vmin: float | None = None, vmax: float | None = None, cmap: str | None = None,
+                  categories: Sequence[tuple[str, str]] | None = None) -> TokenHeatmap:
+    """Tokens coloured by `values` on the scale `color_scale` picks (see the module docstring).
 
     Args:
         tokens: [N] token strings (e.g. the `token` column of `token_stats_frame`).
         values: [N] numbers (list, numpy array or tensor); NaN is shown uncoloured.
         title: shown above the tokens; label: the statistic's name in tooltips and the legend
             (default: the title, else "value").
-        vmin, vmax: the scale is ±max(|vmin|, |vmax|); default ±max |value|.
-        cmap: a matplotlib diverging colormap name.
+        vmin, vmax: ends of the scale (a diverging one is ±max(|vmin|, |vmax|)); default from the data.
+        cmap: a matplotlib colormap name; None = by the sign of the data (RdBu, Blues or Reds_r).
+        categories: (name, colour) per category when `values` encode categories (legend of swatches).
     Returns:
         TokenHeatmap (`_repr_html_` in notebooks, `to_text()` elsewhere).
     """
     tokens, arr = _as_values(tokens, values)
-    _check_cmap(cmap)
-    return TokenHeatmap(tokens, arr, title=title, label=label or title or "value", vmin=vmin, vmax=vmax, cmap=cmap)
+    if cmap is not None:
+        _check_cmap(cmap)
+    return TokenHeatmap(tokens, arr, title=title, label=label or title or "value", vmin=vmin, vmax=vmax, cmap=cmap,
+                        categories=tuple(categories) if categories else None)
 
 
 def render_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *, title: str | None = None,
-                       limits: Mapping[str, float] | None = None, cmap: str = "RdBu") -> TokenTable:
-    """Several statistics of the same tokens side by side, each on its own symmetric scale.
+                       limits: Mapping[str, float] | None = None, cmap: str | None = None) -> TokenTable:
+    """Several statistics of the same tokens side by side, each on its own scale (`color_scale`).
 
     Args:
         tokens: [N] token strings.
         statistics: name -> [N] values, e.g. {"Δlog p": frame.delta_logp, "entropy": frame.entropy_a}.
-        limits: optional name -> scale m (±m) per statistic.
+        limits: optional name -> the scale's far end per statistic (±m for a signed one).
     Returns:
         TokenTable.
     """
     if not statistics:
         raise ValueError("statistics is empty: pass at least one name -> values")
     limits = limits or {}
-    panels = [render_tokens(tokens, v, title=name, label=name, vmax=limits.get(name), cmap=cmap)
+    panels = [render_tokens(tokens, v, title=name, label=name, cmap=cmap, **far_end(v, limits.get(name)))
               for name, v in statistics.items()]
     return TokenTable(panels, title=title)
 
@@ -218,7 +299,7 @@ def _check_cmap(cmap: str) -> None:
 
 
 def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = None, label: str | None = None,
-                vmin: float | None = None, vmax: float | None = None, cmap: str = "RdBu", line_width: int = 60,
+                vmin: float | None = None, vmax: float | None = None, cmap: str | None = None, line_width: int = 60,
                 fontsize: float | None = None, colorbar: bool = True):
     """Matplotlib twin of `render_tokens`: tokens wrapped into lines of coloured boxes, with a colourbar.
 
@@ -259,7 +340,7 @@ def plot_tokens(tokens: Sequence[str], values, ax=None, *, title: str | None = N
     if title:
         ax.set_title(title, loc="left", fontsize=fontsize + 1)
     if colorbar:
-        sm = ScalarMappable(Normalize(-hm.limit, hm.limit), cmap=cmap)
+        sm = ScalarMappable(Normalize(hm.scale.lo, hm.scale.hi), cmap=hm.scale.cmap)
         fig.colorbar(sm, ax=ax, orientation="horizontal", fraction=0.5 / max(n_lines + 2, 3), pad=0.04,
                      shrink=0.5, label=label)
     return fig
@@ -284,7 +365,7 @@ def _layout(tokens: list[str], line_width: int) -> tuple[list[tuple[float, int, 
 
 
 def plot_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *, title: str | None = None,
-                     limits: Mapping[str, float] | None = None, cmap: str = "RdBu", line_width: int = 40,
+                     limits: Mapping[str, float] | None = None, cmap: str | None = None, line_width: int = 40,
                      fontsize: float = 9.0):
     """Matplotlib twin of `render_token_table`: one `plot_tokens` panel per statistic, side by side.
 
@@ -301,7 +382,7 @@ def plot_token_table(tokens: Sequence[str], statistics: Mapping[str, object], *,
     fig, axes = plt.subplots(1, len(statistics), squeeze=False,
                              figsize=(len(statistics) * panel_w, 1.5 + n_lines * LINE_EM * fontsize / 72.0))
     for ax, (name, v) in zip(axes[0], statistics.items()):
-        plot_tokens(tokens, v, ax=ax, title=name, label=name, vmax=limits.get(name), cmap=cmap,
+        plot_tokens(tokens, v, ax=ax, title=name, label=name, cmap=cmap, **far_end(v, limits.get(name)),
                     line_width=line_width)
     if title:
         fig.suptitle(title, y=1.0, va="bottom", fontsize=fontsize + 3)

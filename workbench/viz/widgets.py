@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.utils import headless
-from workbench.viz.tokens import TokenTable, render_token_table, render_tokens
+from workbench.viz.tokens import TokenTable, far_end, render_token_table, render_tokens
 
 ALL = "(all side by side)"
 NON_STATISTICS = {"seq_id", "position", "token_id", "token"}
@@ -49,7 +49,7 @@ def _rollout(frame: pd.DataFrame, seq_id, seq_col: str) -> pd.DataFrame:
 
 
 def static_view(frame: pd.DataFrame, seq_id=None, statistics: Sequence[str] | None = None, *,
-                seq_col: str = "seq_id", token_col: str = "token", cmap: str = "RdBu") -> TokenTable:
+                seq_col: str = "seq_id", token_col: str = "token", cmap: str | None = None) -> TokenTable:
     """One rollout (default: the first) with every statistic side by side, as a `TokenTable`."""
     statistics = _check(frame, statistics, seq_col, token_col)
     seq_id = frame[seq_col].iloc[0] if seq_id is None else seq_id
@@ -78,8 +78,9 @@ class TokenExplorer:
         self.rollout = W.Dropdown(options=seq_ids, value=seq_ids[0], description="rollout")
         self.statistic = W.Dropdown(options=self.statistics + [ALL], value=self.statistics[0], description="statistic")
         self.auto = W.Checkbox(value=True, description="auto range")
-        self.limit = W.FloatSlider(value=top, min=top / 100, max=top, step=top / 100, description="± range",
-                                   readout_format=".3g", disabled=True)
+        exp = float(np.log10(top))  # a log slider zooms four decades below the largest |value|
+        self.limit = W.FloatLogSlider(value=top, base=10, min=exp - 4, max=exp, step=0.02, description="range",
+                                      readout_format=".3g", disabled=True)
         self.output = W.HTML()
         for w in (self.rollout, self.statistic, self.auto, self.limit):
             w.observe(lambda change: self.update(), names="value")
@@ -94,11 +95,11 @@ class TokenExplorer:
         m = None if self.auto.value else self.limit.value
         if self.statistic.value == ALL:
             view = render_token_table(tokens, {s: rows[s].to_numpy() for s in self.statistics}, cmap=self.cmap,
-                                      limits=None if m is None else {s: m for s in self.statistics})
+                                      limits=None if m is None else dict.fromkeys(self.statistics, m))
         else:
             s = self.statistic.value
             view = render_tokens(tokens, rows[s].to_numpy(), title=f"{self.seq_col} = {self.rollout.value}", label=s,
-                                 vmax=m, cmap=self.cmap)
+                                 cmap=self.cmap, **far_end(rows[s].to_numpy(), m))
         self.output.value = view.to_html()
 
     def _repr_mimebundle_(self, **kwargs):
@@ -106,7 +107,7 @@ class TokenExplorer:
 
 
 def token_explorer(frame: pd.DataFrame, *, statistics: Sequence[str] | None = None, static: bool | None = None,
-                   seq_col: str = "seq_id", token_col: str = "token", cmap: str = "RdBu"):
+                   seq_col: str = "seq_id", token_col: str = "token", cmap: str | None = None):
     """Explore a tidy per-token table: choose rollout, statistic and colour range.
 
     Args:

@@ -1,0 +1,121 @@
+"""What `python -m workbench.run` (`make reproduce`) is about to do and how long it should take, said before it
+starts: per notebook, the zoo models it loads (cached, or trained on first use) and how long its last run at
+the same preset took here.
+
+    print(describe(plan(resolve_notebooks(["01", "09"]), "cpu", "outputs")))
+
+A notebook's zoo models are its `model` parameter (the notebook's default, else its preset's row in the
+experiment module's `PRESETS`) and any the module lists in `ZOO_MODELS_USED[preset]` (e.g. the
+quickstart's cached RL run). The time of a model trained on first use is its recipe's last recorded
+`train_seconds` when one is known, else unknown: the plan says so rather than guess.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+_MODULE = re.compile(r"workbench\.experiments(?:\.| import )(\w+)")
+
+
+@dataclass
+class ZooNeed:
+    """A zoo model a notebook loads: `cached` on disk or not; `build_seconds` when a build of it was timed."""
+
+    name: str
+    cached: bool
+    build_seconds: float | None = None
+
+
+@dataclass
+class Step:
+    """One notebook of the run: its zoo models and the seconds its last run at this preset took (None: never)."""
+
+    notebook: str
+    zoo: list[ZooNeed] = field(default_factory=list)
+    last_seconds: float | None = None
+
+
+def experiment_module(path: str) -> str | None:
+    """The `workbench.experiments` module a notebook imports (`quickstart`, `tor`, ...), or None."""
+    with open(path, encoding="utf-8") as f:
+        text = "".join("".join(c.get("source", "")) for c in json.load(f).get("cells", []))
+    hit = _MODULE.search(text)
+    return hit.group(1) if hit else None
+
+
+def _default_model(path: str) -> str | None:
+    import papermill as pm
+
+    raw = pm.inspect_notebook(path).get("model", {}).get("default")
+    value = raw.strip().strip("'\"") if isinstance(raw, str) else None
+    return None if value in (None, "None") else value
+
+
+def zoo_models(path: str, preset: str) -> list[str]:
+    """Zoo recipe names notebook `path` loads at `preset` (see the module docstring); local paths are left out."""
+    from workbench.models.zoo import RECIPES, discover_recipes
+
+    discover_recipes()
+    name = experiment_module(path)
+    module = importlib.import_module(f"workbench.experiments.{name}") if name else None
+    presets = getattr(module, "PRESETS", None)
+    row = presets.table.get(preset, {}) if presets is not None else {}
+    wanted = [_default_model(path) or row.get("model"), *getattr(module, "ZOO_MODELS_USED", {}).get(preset, [])]
+    return [m for m in dict.fromkeys(wanted) if m and m in RECIPES]
+
+
+def _need(name: str) -> ZooNeed:
+    from workbench.models.zoo import checkpoint_dir
+
+    folder = checkpoint_dir(name)
+    cached = os.path.isfile(os.path.join(folder, "config.json"))
+    seconds = None
+    info = os.path.join(folder, "info.json")
+    if os.path.isfile(info):
+        with open(info, encoding="utf-8") as f:
+            seconds = json.load(f).get("train_seconds")
+    return ZooNeed(name, cached, seconds)
+
+
+def _last_seconds(outputs_root: str, notebook: str, preset: str) -> float | None:
+    path = os.path.join(outputs_root, notebook, "results.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            res = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return res.get("runtime_s") if res.get("preset") == preset else None
+
+
+def plan(notebooks: list[str], preset: str, outputs_root: str) -> list[Step]:
+    """One `Step` per notebook path, in order."""
+    steps = []
+    for path in notebooks:
+        name = os.path.splitext(os.path.basename(path))[0]
+        steps.append(Step(name, [_need(m) for m in zoo_models(path, preset)], _last_seconds(outputs_root, name, preset)))
+    return steps
+
+
+def describe(steps: list[Step]) -> str:
+    """The plan as lines: per notebook its last run time and zoo models, then the expected total (known parts)
+    and how many models train on first use with no recorded time."""
+    lines, known, unknown, to_train = [], 0.0, [], set()
+    for s in steps:
+        zoo = ", ".join(f"{z.name} ({'cached' if z.cached else 'trains on first use'})" for z in s.zoo) or "no zoo model"
+        last = f"last run {s.last_seconds / 60:.1f} min" if s.last_seconds is not None else "no earlier run here"
+        lines.append(f"  {s.notebook}: {last}; {zoo}")
+        if s.last_seconds is not None:
+            known += s.last_seconds
+        else:
+            unknown.append(s.notebook)
+        to_train |= {z.name for z in s.zoo if not z.cached}
+    total = f"expected about {known / 60:.0f} min for the notebooks run here before"
+    if unknown:
+        total += f", plus {len(unknown)} never run here ({', '.join(unknown)})"
+    if to_train:
+        total += f"; {len(to_train)} zoo model(s) train first ({', '.join(sorted(to_train))}), minutes each, then cached"
+    return "\n".join([f"[workbench] plan ({len(steps)} notebooks):", *lines, f"[workbench] {total}"])
