@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from workbench.live import live_curve
 from workbench.utils import tqdm
 
 from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
@@ -169,6 +170,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     policy.train()
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
+    curve = live_curve(desc or f"preference {cfg.loss}", ("loss", "rewards/margins"), kind="preference") if rank == 0 else None
     try:
         for step in bar:
             batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
@@ -193,9 +195,13 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
                                 step=step + 1, extra={"config": asdict(cfg)})
             if on_log:
                 on_log(entry)
+            if curve:
+                curve(entry)
     finally:
         if events is not None:
             events.close()
     bar.close()
+    if curve:
+        curve.close()
     policy.eval()
     return history

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+from workbench.live import live_curve
 from workbench.utils import tqdm
 
 from workbench.evaluation.heldout import evaluate
@@ -194,6 +195,8 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     bar = tqdm(range(start, cfg.steps), desc=f"RL {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
                initial=start, total=cfg.steps)
     policy, device = accelerator.unwrap_model(model), accelerator.device
+    curve = live_curve(f"RL {cfg.loss} seed {cfg.seed}", ("reward_mean", "response_length", "eval_accuracy"), kind="rl") \
+        if cfg.progress and accelerator.is_main_process else None
     try:
         for step in bar:
             t0 = time.time()
@@ -217,9 +220,13 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
             run.log(metrics, bar)
             if on_step:
                 on_step(metrics)
+            if curve:
+                curve(metrics)
             run.checkpoint(step + 1, policy, optimizer, scheduler, history, prompt_history)
     finally:
         run.release()
+    if curve:
+        curve.close()
     accelerator.wait_for_everyone()
     return TrainResult(history=history, model=policy, output_dir=cfg.output_dir, prompt_history=prompt_history)
 

@@ -23,6 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 import torch
+from workbench.live import live_curve
 from workbench.utils import tqdm
 
 from workbench.diffusion.model import ControlledDiffusion
@@ -94,6 +95,7 @@ def train_diffusion(model: ControlledDiffusion, cfg: DiffusionTrainConfig, check
     model.train()
     history, running = [], []
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False)
+    curve = live_curve(desc, ("loss",), kind="diffusion")
     for step in bar:
         batch = seg_batch(cfg.batch_size, cfg.seed, scene_cfg, start=step * cfg.batch_size)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -110,9 +112,13 @@ def train_diffusion(model: ControlledDiffusion, cfg: DiffusionTrainConfig, check
             history.append({"step": step + 1, "loss": sum(running) / len(running), "lr": sched.get_last_lr()[0]})
             running = []
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+            if curve:
+                curve(history[-1])
         if checkpoint and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             save_checkpoint(checkpoint, model=model, optimizer=opt, scheduler=sched, step=step + 1,
                             extra={"config": asdict(cfg)})
+    if curve:
+        curve.close()
     model.eval()
     return history
 

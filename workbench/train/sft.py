@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import torch
+from workbench.live import live_curve
 from workbench.utils import tqdm
 
 IGNORE_INDEX = -100
@@ -110,6 +111,7 @@ def sft(
     model.train()
     history, running = [], []
     bar = tqdm(range(config.steps), desc=desc, leave=False)
+    curve = live_curve(desc, ("loss",), kind="sft")  # None unless a live notebook frontend is attached
     for step in bar:
         batch = next(batches)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -131,5 +133,9 @@ def sft(
             bar.set_postfix(loss=f"{entry['loss']:.3f}")
             if on_log:
                 on_log(entry)
+            if curve:
+                curve(entry)
+    if curve:
+        curve.close()
     model.eval()
     return history
