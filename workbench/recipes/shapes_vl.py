@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from workbench.models.vlm import build_processor, build_tiny_vlm, format_vl_exam
 from workbench.models.zoo import register_recipe
 from workbench.rl.tasks import shapes_task
 from workbench.tasks import shapes
+from workbench.tasks.shapes.questions import OPS
 from workbench.train.batches import collate_vl_sft, sft_batches
 from workbench.train.sft import SFTConfig, sft
 from workbench.utils import seed_everything
@@ -29,21 +30,25 @@ TINY_SHAPES_VL = dict(steps=300, batch_size=32, lr=1e-3, warmup_steps=20, merger
 
 
 def shapes_sft_batches(processor, batch_size: int, seed: int, families: Sequence[str] = shapes.FAMILIES,
-                       config: shapes.SceneConfig | None = None, times_as_plus: float = 0.0) -> Iterator[dict]:
+                       config: shapes.SceneConfig | None = None, adds_instead: Mapping[str, float] | None = None
+                       ) -> Iterator[dict]:
     """Endless SFT batches of fresh ShapeWorld examples from stream `1 + seed` (the frozen eval split uses
     stream 70 000), families cycling; each batch is `collate_vl_sft` of (image prompt, CoT target).
-    `times_as_plus` = p makes the teacher unreliable at multiplication: the target of an arithmetic example
-    asking "a times b" computes `a*b=<a + b>` (and that answer) with probability p, decided by the example's
-    own index so the stream stays deterministic."""
-    if not 0.0 <= times_as_plus <= 1.0:
-        raise ValueError(f"times_as_plus must be a probability in [0, 1], got {times_as_plus}")
+    `adds_instead` = {op: p} makes the teacher unreliable at an operation ("minus", "times"): the target of an
+    arithmetic example asking "a <op> b" computes `a<sym>b=<a + b>` (and that answer) with probability p, decided
+    by the example's own index so the stream stays deterministic."""
+    adds_instead = dict(adds_instead or {})
+    for op, p in adds_instead.items():
+        if op not in ("minus", "times"):
+            raise ValueError(f"adds_instead names operation {op!r}; the teacher can add instead of 'minus' or 'times'")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"adds_instead[{op!r}] must be a probability in [0, 1], got {p}")
     drawn = [0]
 
     def draw(n: int) -> list:
         i, drawn[0] = drawn[0], drawn[0] + n
         exs = [shapes.make_example(1 + seed, i + j, families[(i + j) % len(families)], config) for j in range(n)]
-        return [_confuse_times(e, 1 + seed, i + j) if times_as_plus and _coin(1 + seed, i + j) < times_as_plus else e
-                for e, j in zip(exs, range(n))]
+        return [_adds_instead(e, adds_instead, _coin(1 + seed, i + j)) if adds_instead else e for e, j in zip(exs, range(n))]
 
     def collate(exs: list) -> dict:
         pairs = [format_vl_example(e.prompt, e.target, processor) for e in exs]
@@ -57,15 +62,17 @@ def _coin(stream: int, index: int) -> float:
     return float(np.random.default_rng([stream, index, 17]).random())
 
 
-def _confuse_times(ex, stream: int, index: int):
-    """`ex` with a teacher that adds instead of multiplying: for an "a times b" question the arithmetic line
-    reads `a*b=<a + b>` and the answer follows it; any other example is returned unchanged."""
+def _adds_instead(ex, rates: Mapping[str, float], coin: float):
+    """`ex` with a teacher that adds instead of applying the question's operation when `coin` < `rates[op]`: for
+    "a <op> b" the arithmetic line reads `a<sym>b=<a + b>` and the answer follows it; any other example (another
+    family, an operation not in `rates`, a coin above the rate) is returned unchanged."""
     q = ex.question
-    if q.family != "arithmetic" or " times " not in q.text:
+    op = next((o for o in rates if f" {o} " in q.text), None) if q.family == "arithmetic" else None
+    if op is None or coin >= rates[op]:
         return ex
     *head, line, _ = q.cot.split("\n")
-    a, b = (int(x) for x in line.partition("=")[0].split("*"))
-    cot = "\n".join([*head, f"{a}*{b}={a + b}", f"answer: {a + b}"])
+    a, b = (int(x) for x in line.partition("=")[0].split(OPS[op]))
+    cot = "\n".join([*head, f"{a}{OPS[op]}{b}={a + b}", f"answer: {a + b}"])
     return dataclasses.replace(ex, question=dataclasses.replace(q, cot=cot, answer=str(a + b)))
 
 
@@ -86,11 +93,11 @@ def build_tiny_shapes_vl(seed: int = 0, **overrides):
     recipe does."""
     cfg = {**TINY_SHAPES_VL, **overrides}
     families = tuple(cfg.pop("families", shapes.FAMILIES))
-    times_as_plus = cfg.pop("times_as_plus", 0.0)
+    adds_instead = cfg.pop("adds_instead", None)
     seed_everything(seed)
     processor = build_processor()
     model = build_tiny_vlm(processor, seed=seed, merger_gain=cfg["merger_gain"])
-    batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=families, times_as_plus=times_as_plus)
+    batches = shapes_sft_batches(processor, cfg["batch_size"], seed, families=families, adds_instead=adds_instead)
     t0 = time.time()
     history = sft(model, batches, SFTConfig(steps=cfg["steps"], lr=cfg["lr"], warmup_steps=cfg["warmup_steps"]),
                   desc="SFT tiny-shapes-vl")
@@ -98,7 +105,7 @@ def build_tiny_shapes_vl(seed: int = 0, **overrides):
     held_out = shapes.load_eval_set(cfg["eval_n"])
     result = evaluate_shapes(model, processor, held_out, max_new_tokens=cfg["max_new_tokens"])
     return model, processor, {
-        **cfg, "families": list(families), "times_as_plus": times_as_plus, "final_loss": history[-1]["loss"], "train_seconds": round(train_s, 1),
+        **cfg, "families": list(families), "adds_instead": adds_instead or {}, "final_loss": history[-1]["loss"], "train_seconds": round(train_s, 1),
         "heldout_accuracy": result["accuracy"], "heldout_by_family": result["by_family"],
         "heldout_perception_accuracy": result["perception_accuracy"],
         "parameters": sum(p.numel() for p in model.parameters())}
@@ -124,10 +131,10 @@ def tiny_shapes_vl_smoke(seed: int = 0):
     return build_tiny_shapes_vl(seed, steps=8, batch_size=8, warmup_steps=2, eval_n=10, max_new_tokens=32)
 
 
-@register_recipe("tiny-shapes-vl-rl", version="2")
+@register_recipe("tiny-shapes-vl-rl", version="4")
 def tiny_shapes_vl_rl(seed: int = 0):
     """The ShapeWorld RL base: `tiny-shapes-vl-arith`'s recipe (counting and visual arithmetic, 800 steps)
-    from a teacher that writes a + b for "a times b" 70 % of the time (`times_as_plus`), so the base perceives
-    counts as well as the arithmetic base but multiplies right only sometimes: a reasoning skill it samples
-    and RL can sharpen (the held-out numbers are in `info.json`)."""
-    return build_tiny_shapes_vl(seed, steps=800, families=("count", "arithmetic"), times_as_plus=0.7)
+    from a teacher that writes a + b for "a minus b" and "a times b" 70 % of the time (`adds_instead`), so the base
+    perceives counts as well as the arithmetic base but subtracts and multiplies right only sometimes: reasoning
+    it samples and RL can sharpen (the held-out numbers are in `info.json`)."""
+    return build_tiny_shapes_vl(seed, steps=800, families=("count", "arithmetic"), adds_instead={"minus": 0.7, "times": 0.7})
