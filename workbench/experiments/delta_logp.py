@@ -22,15 +22,19 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from workbench.analysis import delta_logp as dlp
 from workbench.experiments import delta_logp_claims
 from workbench.experiments.compare import compare_methods, seed_bands
 from workbench.experiments.presets import Params, Presets
+from workbench.models.generation import encode_prompts
+from workbench.models.tokenizer import format_prompt
 from workbench.models.zoo import load_model
 from workbench.notebook import ParameterError
 from workbench.recipes.rl_arith import ARITH_RL_CPU
 from workbench.rl import RLConfig, train
+from workbench.rl.inspect import TokenInspection, inspect_tokens
 from workbench.rl.tasks import arithmetic_task
 from workbench.tasks import arithmetic
 from workbench.utils import seed_everything
@@ -160,6 +164,15 @@ def rollout_view(stats: TokenStatistics, show_rollout: int | None = None) -> One
     one = stats.frame[stats.frame["seq_id"] == row]
     title = f"{one['question'].iloc[0]}  ({one['correct'].iloc[0]}, Σ|Δlog p| = {sums[row]:.2f})"
     return OneRollout(row, one["token"].tolist(), one["delta_logp"].to_numpy(), one["entropy_rl"].to_numpy(), title)
+
+
+def inspect_rollout(m: Models, stats: TokenStatistics, one: OneRollout, k: int = 5) -> TokenInspection:
+    """The token inspector's numbers for rollout `one`, base = A and RL = B (`rl.inspect.inspect_tokens`): at every
+    token the top-`k` alternatives under both models, log π, Δlog p, entropy and every registered token weight."""
+    rows = stats.frame[stats.frame["seq_id"] == one.seq_id]
+    prompt, _ = encode_prompts(m.tokenizer, [format_prompt(rows["question"].iloc[0])])
+    completion = torch.as_tensor(rows["token_id"].to_numpy(dtype=np.int64))
+    return inspect_tokens(m.base, m.rl, m.tokenizer, prompt[0], completion, names=("base", "RL"), k=k)
 
 
 # --------------------------------------------------------------------------------------------- 2. replacement
