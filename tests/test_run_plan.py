@@ -39,6 +39,6 @@ def test_plan_reads_the_cache_and_the_last_run(tmp_path, monkeypatch):
                                                                            ("tiny-arith-grpo", False, None)]
     text = describe(steps)
     assert "00_quickstart: last run 2.0 min; tiny-arith (cached), tiny-arith-grpo (trains on first use)" in text
-    assert "plus 1 never run here (01_delta_logp)" in text and "tiny-arith-grpo" in text.splitlines()[-1]
+    assert "expected about 2 min for the 1 notebook(s) run here before; 1 never run here, so not timed (01_delta_logp)" in text and "tiny-arith-grpo" in text.splitlines()[-1]
     # a results file of another preset does not count
     assert plan(resolve_notebooks(["00"]), "smoke", str(out))[0].last_seconds is None

@@ -6,8 +6,8 @@ the same preset took here.
 
 A notebook's zoo models are its `model` parameter (the notebook's default, else its preset's row in the
 experiment module's `PRESETS`) and any the module lists in `ZOO_MODELS_USED[preset]` (e.g. the
-quickstart's cached RL run). The time of a model trained on first use is its recipe's last recorded
-`train_seconds` when one is known, else unknown: the plan says so rather than guess.
+quickstart's cached RL run). A model trained on first use has no recorded time (the plan says so rather than
+guess); a cached one records its `build_seconds`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def _need(name: str) -> ZooNeed:
     info = os.path.join(folder, "info.json")
     if os.path.isfile(info):
         with open(info, encoding="utf-8") as f:
-            seconds = json.load(f).get("train_seconds")
+            info_ = json.load(f)
+            seconds = info_.get("build_seconds", info_.get("train_seconds"))
     return ZooNeed(name, cached, seconds)
 
 
@@ -113,9 +114,11 @@ def describe(steps: list[Step]) -> str:
         else:
             unknown.append(s.notebook)
         to_train |= {z.name for z in s.zoo if not z.cached}
-    total = f"expected about {known / 60:.0f} min for the notebooks run here before"
+    parts = [f"expected about {known / 60:.0f} min for the {len(steps) - len(unknown)} notebook(s) run here before"] \
+        if len(unknown) < len(steps) else []
     if unknown:
-        total += f", plus {len(unknown)} never run here ({', '.join(unknown)})"
+        parts.append(f"{len(unknown)} never run here, so not timed ({', '.join(unknown)})")
+    total = "; ".join(parts)
     if to_train:
         total += f"; {len(to_train)} zoo model(s) train first ({', '.join(sorted(to_train))}), minutes each, then cached"
     return "\n".join([f"[workbench] plan ({len(steps)} notebooks):", *lines, f"[workbench] {total}"])

@@ -46,7 +46,7 @@ _RL = dict(micro_batch_size=32, max_new_tokens=48, complexity_levels=[0, 1, 2, 3
 PRESETS = Presets(
     {"smoke": dict(model="tiny-shapes-vl-smoke", n_seeds=1, ablation=False, steps=1, num_prompts=4, num_generations=2,
                    lr=1e-4, eval_n=8, entropy_images=8, entropy_samples=2, probe_batches=2, reasoning_buckets=2, **_RL),
-     "cpu": dict(model="tiny-shapes-vl-arith", n_seeds=3, ablation=True, steps=20, num_prompts=8, num_generations=8,
+     "cpu": dict(model="tiny-shapes-vl-rl", n_seeds=3, ablation=True, steps=20, num_prompts=8, num_generations=8,
                  lr=1e-4, eval_n=100, entropy_images=96, entropy_samples=8, probe_batches=12, reasoning_buckets=3, **_RL),
      "gpu": dict(model=None, n_seeds=3, ablation=True, steps=200, num_prompts=64, num_generations=8, lr=1e-6,
                  eval_n=500, entropy_images=500, entropy_samples=8, probe_batches=32, reasoning_buckets=12, **_RL)},

@@ -45,7 +45,7 @@ _RL = dict(micro_batch_size=32, max_new_tokens=48, expert="oracle", k=1, gamma=0
 PRESETS = Presets(
     {"smoke": dict(model="tiny-shapes-vl-smoke", n_seeds=1, ablation=False, steps=1, num_prompts=2, num_generations=3,
                    lr=1e-4, eval_n=6, expert_error_rate=0.3, **_RL),
-     "cpu": dict(model="tiny-shapes-vl-arith", n_seeds=3, ablation=True, steps=20, num_prompts=8, num_generations=8,
+     "cpu": dict(model="tiny-shapes-vl-rl", n_seeds=3, ablation=True, steps=20, num_prompts=8, num_generations=8,
                  lr=1e-4, eval_n=100, expert_error_rate=0.3, **_RL),
      "gpu": dict(model=None, n_seeds=3, ablation=True, steps=200, num_prompts=64, num_generations=8, lr=1e-6,
                  eval_n=500, expert_error_rate=0.0, **_RL)},

@@ -44,8 +44,8 @@ _RL = dict(max_sampling_rounds=2, micro_batch_size=32)  # RLConfig fields every 
 PRESETS = Presets(
     {"smoke": dict(model="tiny-shapes-vl-smoke", methods=["grpo", "dapo"], n_seeds=1, steps=1, num_prompts=2,
                    num_generations=2, lr=1e-4, eval_n=6, **_RL),
-     "cpu": dict(model="tiny-shapes-vl-arith", methods=["grpo", "dapo"], n_seeds=3, steps=20, num_prompts=8,
-                 num_generations=8, lr=1e-4, eval_n=100, **_RL),
+     "cpu": dict(model="tiny-shapes-vl-rl", methods=["grpo"], n_seeds=5, steps=20, num_prompts=16,
+                 num_generations=8, lr=1e-4, eval_n=200, **_RL),
      "gpu": dict(model=None, methods=["grpo", "dapo"], n_seeds=3, steps=200, num_prompts=64, num_generations=8,
                  lr=1e-6, eval_n=500, **_RL)},
     choices={"perturbation": ("removed", "blank", "noise")},
