@@ -48,7 +48,7 @@ def shapes_sft_batches(processor, batch_size: int, seed: int, families: Sequence
     def draw(n: int) -> list:
         i, drawn[0] = drawn[0], drawn[0] + n
         exs = [shapes.make_example(1 + seed, i + j, families[(i + j) % len(families)], config) for j in range(n)]
-        return [_adds_instead(e, adds_instead, _coin(1 + seed, i + j)) if adds_instead else e for e, j in zip(exs, range(n))]
+        return [_adds_instead(e, adds_instead, _coin(1 + seed, i + j)) if adds_instead else e for j, e in enumerate(exs)]
 
     def collate(exs: list) -> dict:
         pairs = [format_vl_example(e.prompt, e.target, processor) for e in exs]
