@@ -195,8 +195,9 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
     bar = tqdm(range(start, cfg.steps), desc=f"RL {cfg.loss}", disable=not (cfg.progress and accelerator.is_main_process),
                initial=start, total=cfg.steps)
     policy, device = accelerator.unwrap_model(model), accelerator.device
-    curve = live_curve(f"RL {cfg.loss} seed {cfg.seed}", ("reward_mean", "response_length", "eval_accuracy"), kind="rl") \
-        if cfg.progress and accelerator.is_main_process else None
+    # live only (a notebook frontend); runs without a bar (compare_methods' ablations) draw it too
+    curve = live_curve(f"RL {cfg.loss} seed {cfg.seed}", ("reward_mean", "response_length", "eval_accuracy"),
+                       kind="rl") if accelerator.is_main_process else None
     try:
         for step in bar:
             t0 = time.time()
