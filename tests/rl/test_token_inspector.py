@@ -47,7 +47,7 @@ def test_numbers_match_a_float64_reference(setup):
         np.testing.assert_allclose(insp.entropy[i], (-(lp.exp() * lp).sum(-1)).numpy(), atol=1e-6)
         order = torch.argsort(lp, dim=-1, descending=True)[:, :4]
         np.testing.assert_allclose(insp.top_probs[i], lp.exp().gather(-1, order).numpy(), atol=1e-6)
-        assert insp.top_tokens[i][0] == [s or f"<id {j}>" for j, s in zip(order[0].tolist(), tok.convert_ids_to_tokens(order[0].tolist()))]
+        assert insp.top_tokens[i][0] == [s or "<?>" for s in tok.convert_ids_to_tokens(order[0].tolist())]
     np.testing.assert_allclose(insp.delta_logp, insp.logp[1] - insp.logp[0])
     assert insp.tokens == tok.convert_ids_to_tokens(completion.tolist())
 

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.models.scoring import entropy_from_logits
+from workbench.models.tokenizer import token_strings
 from workbench.rl.weights import TOKEN_WEIGHTS, WeightContext
 
 
@@ -83,11 +85,6 @@ def _completion_logits(model, prompt_ids: torch.Tensor, completion_ids: torch.Te
     return logits[p - 1: p - 1 + completion_ids.numel()].double().cpu()
 
 
-def _token_strings(tokenizer, ids: list[int]) -> list[str]:
-    """Token strings of `ids`; an id the tokenizer has no entry for (a padded vocabulary row) reads `<id N>`."""
-    return [s if s is not None else f"<id {i}>" for i, s in zip(ids, tokenizer.convert_ids_to_tokens(ids))]
-
-
 def inspect_tokens(model_a, model_b, tokenizer, prompt_ids: torch.Tensor, completion_ids: torch.Tensor, *,
                    names: tuple[str, str] = ("base", "RL"), k: int = 5, model_inputs: dict | None = None,
                    extras: dict[str, torch.Tensor] | None = None) -> TokenInspection:
@@ -113,10 +110,10 @@ def inspect_tokens(model_a, model_b, tokenizer, prompt_ids: torch.Tensor, comple
         if not 1 <= k <= lp.shape[-1]:
             raise ValueError(f"k must lie in 1..{lp.shape[-1]} (the vocabulary), got {k}")
         logps.append(lp.gather(-1, completion_ids.view(-1, 1)).squeeze(-1))
-        ents.append(-(lp.exp() * lp).nan_to_num().sum(-1))
+        ents.append(entropy_from_logits(lp))
         vals, idx = lp.topk(k, dim=-1)
         top_p.append(vals.exp())
-        tops.append([_token_strings(tokenizer, row.tolist()) for row in idx])
+        tops.append([token_strings(tokenizer, row.tolist()) for row in idx])
     logp, entropy = torch.stack(logps), torch.stack(ents)
     ctx = WeightContext(logp=logp[1:].float(), old_logp=logp[:1].float(), mask=torch.ones(1, completion_ids.numel()),
                         advantages=torch.ones(1, completion_ids.numel()), entropy=entropy[:1].float(),
@@ -127,6 +124,6 @@ def inspect_tokens(model_a, model_b, tokenizer, prompt_ids: torch.Tensor, comple
             weights[name] = TOKEN_WEIGHTS.get(name)(ctx)[0].double().numpy()
         except (ValueError, TypeError) as e:  # a weight that needs a signal or argument this context lacks
             skipped[name] = str(e)
-    return TokenInspection(_token_strings(tokenizer, completion_ids.tolist()), tuple(names), tops,
+    return TokenInspection(token_strings(tokenizer, completion_ids.tolist()), tuple(names), tops,
                            torch.stack(top_p).numpy(), logp.numpy(), entropy.numpy(), (logp[1] - logp[0]).numpy(),
                            weights, skipped)
