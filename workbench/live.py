@@ -72,10 +72,11 @@ class LiveCurve:
 
         fig = Figure(figsize=(3.2 * len(self.keys), 2.4), dpi=90)
         FigureCanvasAgg(fig)
+        colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, k in enumerate(self.keys):
             ax = fig.add_subplot(1, len(self.keys), i + 1)
             pts = self.points[k]
-            ax.plot([s for s, _ in pts], [v for _, v in pts], lw=1.2, color=matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][i % 7])
+            ax.plot([s for s, _ in pts], [v for _, v in pts], lw=1.2, color=colors[i % len(colors)])
             last = f" = {pts[-1][1]:.4g} at step {pts[-1][0]:g}" if pts else ""
             ax.set_title(f"{k}{last}", fontsize=8)
             ax.set_xlabel("step", fontsize=8)

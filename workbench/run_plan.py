@@ -77,8 +77,8 @@ def _need(name: str) -> ZooNeed:
     info = os.path.join(folder, "info.json")
     if os.path.isfile(info):
         with open(info, encoding="utf-8") as f:
-            info_ = json.load(f)
-            seconds = info_.get("build_seconds", info_.get("train_seconds"))
+            recorded = json.load(f)
+        seconds = recorded.get("build_seconds", recorded.get("train_seconds"))
     return ZooNeed(name, cached, seconds)
 
 

@@ -145,14 +145,15 @@ class RLRun:
     note: str
 
 
-def rl_run(policy, tokenizer, P: Params, base_accuracy: float) -> RLRun:
+def rl_run(policy, tokenizer, P: Params, base: EvalResult) -> RLRun:
     """GRPO / DAPO / Dr.GRPO (`P.rl_method`) on the arithmetic task with the exact-match reward.
 
     With `rl_steps` None and the zoo base `tiny-arith` (the cpu preset) the run is the zoo's
     `tiny-arith-<method>` (trained once, cached with its curve); otherwise `P.rl_steps` steps of the
     method's cpu preset (`arith_rl_preset`, then `P.rl_overrides`) run here on a copy of `policy`.
-    `base_accuracy` is the base's greedy accuracy on `eval_problems(P)` (from `heldout`), so the notebook
-    states one base number; `after` is measured on the same problems.
+    `base` is the base's evaluation on `eval_problems(P)` (from `heldout`): its greedy accuracy is the notebook's
+    one base number, and its per-problem correctness gives the curve's step 0 without a second evaluation;
+    `after` is measured on the same problems.
     """
     task, problems = arithmetic_task(), eval_problems(P)
     if P.rl_steps is None:
@@ -169,9 +170,11 @@ def rl_run(policy, tokenizer, P: Params, base_accuracy: float) -> RLRun:
         run = train(copy.deepcopy(policy), tokenizer, task, cfg)
         rl_policy, history, curve_n = run.model, run.history, cfg.eval_n
         note = f"trained here: {P.rl_steps} steps"
-    curve_base = evaluate(policy, tokenizer, task, task.eval_problems(curve_n)).accuracy
+    # the curve's problems are the first `curve_n` of the frozen split, a prefix of `problems` when curve_n ≤ n_eval
+    curve_base = (sum(base.correct[:curve_n]) / curve_n if curve_n <= len(base.correct)
+                  else evaluate(policy, tokenizer, task, task.eval_problems(curve_n)).accuracy)
     after = evaluate(rl_policy, tokenizer, task, problems).accuracy
-    return RLRun(rl_policy, history, curve_base, curve_n, base_accuracy, after, note)
+    return RLRun(rl_policy, history, curve_base, curve_n, base.accuracy, after, note)
 
 
 #: the claims' smallest effect of interest: 2 points of pass@k
