@@ -53,6 +53,7 @@ class StepRecord:
     entropy: torch.Tensor
     kl: torch.Tensor
     js: torch.Tensor
+    prompt_mask: torch.Tensor | None = None  # [B, P] the prompts' attention mask (decode.sequences[:, :P] are the ids)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def record_steps(model_a, model_b, input_ids: torch.Tensor, attention_mask: torc
     stacked = {k: torch.stack(v, 1) if v else out.new_tokens.new_zeros((input_ids.size(0), 0)).float()
                for k, v in rec.items()}
     valid = torch.arange(N, device=out.lengths.device)[None, :] < out.lengths[:, None]
-    return StepRecord(decode=out, valid=valid, **stacked)
+    prompt_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+    return StepRecord(decode=out, valid=valid, prompt_mask=prompt_mask, **stacked)
 
 
 def select_positions(scores: torch.Tensor, valid: torch.Tensor, budget: float,
@@ -197,13 +199,15 @@ def replacement_curve(model_a, model_b, input_ids: torch.Tensor, attention_mask:
         input_ids, attention_mask: [N, P] left-padded prompts; prompt_index = row.
         tokenizer: object with `decode(ids, skip_special_tokens=True)`, or a callable ids -> str.
         score_fn: (prompt_index, generated text) -> score (e.g. 1.0 if correct).
-        budgets: fractions in [0, 1]; selectors: names in `TOKEN_SELECTORS`; seeds: ints.
+        budgets: fractions in [0, 1]; seeds: ints.
+        selectors: names in `TOKEN_SELECTORS`, or (name, fn) pairs with fn(record, generator) -> scores [B, N]
+            (a signal computed elsewhere, e.g. the token atlas's).
     Returns:
         ReplacementCurve.
     """
     if len(seeds) == 0 or len(budgets) == 0 or len(selectors) == 0:
         raise ValueError("budgets, selectors and seeds must each be non-empty")
-    fns = {name: TOKEN_SELECTORS.get(name) for name in selectors}
+    fns = dict(s if isinstance(s, tuple) else (s, TOKEN_SELECTORS.get(s)) for s in selectors)
     for b in budgets:
         if not 0.0 <= b <= 1.0:
             raise ValueError(f"budget must be a fraction in [0, 1], got {b!r}")

@@ -142,6 +142,23 @@ def completion_logprobs(
         states = shared_prompt_logits(net, prompt_ids, prompt_mask, completion_ids, completion_mask, field)
         if states is not None:  # else no prompt repeats (or no cache): the one-pass forward below
             return finish(states)
+    return finish(completion_logits(net, prompt_ids, prompt_mask, completion_ids, completion_mask, field=field,
+                                    vision_model=model, **model_inputs))
+
+
+def completion_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+                      completion_mask: torch.Tensor, *, field: str = "logits", vision_model=None,
+                      **model_inputs) -> torch.Tensor:
+    """Next-token logits at every completion position, one forward of cat(prompt, completion).
+
+    Args:
+        prompt_ids, prompt_mask: [B, P] left-padded prompts; completion_ids, completion_mask: [B, T] right-padded.
+        field: the output read (`logits`, or `last_hidden_state` for a decoder without its head).
+        vision_model: the model whose config names the image / video token ids (default `model`).
+        **model_inputs: `pixel_values`, `image_grid_thw`, ... as in `completion_logprobs`.
+    Returns:
+        [B, T, V] (or [B, T, D]): position t predicts completion token t (padding positions hold garbage).
+    """
     input_ids = torch.cat([prompt_ids, completion_ids], 1)
     attention_mask = torch.cat([prompt_mask, completion_mask], 1)
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, **model_inputs)
@@ -149,11 +166,11 @@ def completion_logprobs(
     if token_types is not None and token_types.size(1) == prompt_ids.size(1):
         kwargs["mm_token_type_ids"] = torch.cat([token_types, token_types.new_zeros(completion_ids.shape)], 1)
     elif token_types is None and ("image_grid_thw" in model_inputs or "video_grid_thw" in model_inputs):  # images or videos but no modality ids: read them off the ids
-        kwargs["mm_token_type_ids"] = vision_token_types(model, input_ids)
+        kwargs["mm_token_type_ids"] = vision_token_types(vision_model if vision_model is not None else model, input_ids)
     if not model_inputs:  # text models: explicit positions make left padding exact
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     P, T = prompt_ids.size(1), completion_ids.size(1)
-    return finish(getattr(net(**kwargs, use_cache=False), field)[:, P - 1 : P + T - 1])
+    return getattr(model(**kwargs, use_cache=False), field)[:, P - 1 : P + T - 1]
 
 
 def _checkpointing(model) -> bool:
