@@ -122,7 +122,7 @@ def text_pair(P: Params) -> Pair:
     else:
         small = {**config, "num_prompts": 4, "num_generations": 4}
         rl, name = _trained(base, tok, task, small, "grpo", P.text_rl_steps, P.seed), f"{P.text_model} + {P.text_rl_steps} GRPO steps"
-    updated = _trained(base, tok, task, {**config, "num_prompts": 8}, "fipo", 1, P.seed)
+    updated = _trained(base, tok, task, {**config, "num_prompts": 8, "warmup_steps": 0}, "fipo", 1, P.seed)  # full lr on the one step
     return Pair("text", base.eval(), rl.eval(), updated, tok, task, name, config)
 
 
