@@ -44,3 +44,39 @@ def test_bench_grpo_trl_quick_writes_rows(tmp_path):
             assert all(0 < t <= params["num_prompts"] * params["num_generations"] * params["max_new_tokens"]
                        for t in run["step_tokens"])
     assert rows[0]["target"] == 1.5 and rows[1]["target"] == 1.0
+
+
+def _growth_module():
+    sys.path.insert(0, os.path.join(repo_root(), "benchmarks"))
+    import bench_grpo_growth
+
+    return bench_grpo_growth
+
+
+def test_growth_exponent_and_full_length_model():
+    g = _growth_module()
+    assert g.exponent([64, 128, 256], [3.0, 6.0, 12.0]) == pytest.approx(1.0)
+    assert g.exponent([4, 8, 16], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+    model, tok = g.full_length_model(0, max_positions=128)
+    import torch
+
+    ids = torch.tensor([tok.encode("1+2=")])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0]
+    assert (logits.argmax(-1) != tok.eos_token_id).all() and (logits[:, tok.eos_token_id] < -1e3).all()
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied: the same weights on both sides
+
+
+@pytest.mark.slow
+def test_bench_grpo_growth_quick_writes_exponents(tmp_path):
+    out = tmp_path / "grpo_growth.json"
+    script = os.path.join(repo_root(), "benchmarks", "bench_grpo_growth.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--steps", "1", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = json.loads(out.read_text())
+    assert len(res["rows"]) == 4 and len(res["exponents"]) == 8
+    for row in res["rows"]:  # EOS suppressed: every completion runs to max_new_tokens on both sides
+        want = row["num_prompts"] * row["num_generations"] * row["max_new_tokens"]
+        assert row["ours"]["tokens_per_step"] == want and row["trl"]["tokens_per_step"] == want
+    assert (tmp_path / "grpo_growth.png").exists()

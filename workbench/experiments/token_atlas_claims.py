@@ -66,7 +66,7 @@ def record_claims(results, iv, comp) -> None:
     for ctrl in ("DAPO + ToR", "DAPO + FIPO"):
         pair = by_seed(final, "eval_accuracy", "DAPO + ToR + FIPO", ctrl)
         vs[ctrl] = paired(pair["DAPO + ToR + FIPO"].tolist(), pair[ctrl].tolist(), SESOI_ACCURACY, baseline_learned=dapo_learned)
-    v = both(vs["DAPO + ToR"], vs["DAPO + FIPO"], ("vs ToR", "vs FIPO"))
+    v = both(vs["DAPO + ToR"], vs["DAPO + FIPO"], ("ToR", "FIPO"))
     means = final.groupby("run")["eval_accuracy"].mean()
     results.claim("composition_beats_each",
                   f"composing ToR's and FIPO's token weights on DAPO beats each alone (final held-out accuracy, seeds "

@@ -66,7 +66,7 @@ def plot_intervention(summary: pd.DataFrame, ranking: pd.DataFrame, base_acc: fl
         se = (g.std(ddof=1) / np.sqrt(n)).fillna(0.0)
         color = "#8C8C8C" if s == "random" else PALETTE[i % (len(PALETTE) - 1)]
         ax.plot(m.index, m, marker="o", ms=3, color=color, label=f"{s} (AUC {ranking.loc[s, 'auc']:.3f})")
-        ax.fill_between(m.index, m - se, m + se, color=color, alpha=0.15, lw=0)
+        ax.fill_between(m.index, m - se, m + se, color=color, alpha=0.07, lw=0)
     ax.axhline(base_acc, color="#555", ls=":", lw=1, label=f"base {base_acc:.0%}")
     ax.axhline(rl_acc, color="#555", ls="--", lw=1, label=f"RL {rl_acc:.0%}")
     ax.set(xlabel="fraction of the base's positions given the RL model's token", ylabel="greedy accuracy")
@@ -78,19 +78,25 @@ def plot_intervention(summary: pd.DataFrame, ranking: pd.DataFrame, base_acc: fl
 
 def plot_signal_rows(tokens: Sequence[str], values: Mapping[str, np.ndarray], title: str = "", cmap: str = "Blues"):
     """One response drawn once per signal: a row of token cells per signal, each row on its own colour scale
-    (its min → white, its max → dark; a constant row is blank). Returns the Figure."""
+    (its min → white, its max → dark; a signed row on a diverging scale with 0 white; a constant row is blank).
+    Returns the Figure."""
     names = list(values)
     n = len(tokens)
     fig, ax = plt.subplots(figsize=(min(0.32 * n + 2.4, 22), 0.3 * len(names) + 1.0))
-    cm = plt.get_cmap(cmap)
     for r, name in enumerate(names):
         v = np.asarray(values[name], dtype=float)
         lo, hi = np.nanmin(v), np.nanmax(v)
-        z = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+        signed = lo < 0 < hi  # a signed signal (Δlog p): diverging scale, 0 white, so "no change" reads as blank
+        if signed:
+            m = max(-lo, hi)
+            cm, z, dark = plt.get_cmap("RdBu_r"), 0.5 + 0.5 * v / m, lambda x: abs(x - 0.5) > 0.33
+        else:
+            cm, z, dark = plt.get_cmap(cmap), (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v), lambda x: x > 0.65
         for t in range(n):
-            ax.add_patch(plt.Rectangle((t, r), 1, 1, color=cm(0.05 + 0.9 * z[t]) if hi > lo else "#F4F4F4", lw=0))
+            face = "#F4F4F4" if hi <= lo else cm(z[t] if signed else 0.05 + 0.9 * z[t])
+            ax.add_patch(plt.Rectangle((t, r), 1, 1, color=face, lw=0))
             ax.text(t + 0.5, r + 0.5, visible_text(tokens[t]), ha="center", va="center", fontsize=6,
-                    color="white" if z[t] > 0.65 else "black")
+                    color="white" if hi > lo and dark(z[t]) else "black")
     ax.set(xlim=(0, n), ylim=(len(names), 0))
     ax.set_yticks(np.arange(len(names)) + 0.5, names, fontsize=7)
     ax.set_xticks([])
