@@ -7,6 +7,9 @@
 Both sides run exactly as in `bench_grpo_trl.py` (same weights, prompts, G, optimizer, loss `grpo`, one optimizer
 step per rollout, no activation checkpointing; its docstring lists every setting) on a random tiny Qwen2 whose LM
 head gives EOS a −10⁴ bias, so every completion runs to `max_new_tokens` and the length axis is the real length.
+A random model never answers right, so the exact-match reward would be 0 everywhere, every advantage 0, and our
+update would skip every row (it leaves out zero-advantage rows): the reward here is the share of digits in the
+completion (`digit_share`), which differs between any two completions, so both sides update on every row.
 Per setting: the mean wall time of a timed optimizer step (sampling + update) and the peak memory increase of
 the `train()` call (RSS on CPU, `max_memory_allocated` on CUDA).
 
@@ -18,6 +21,7 @@ to outputs/bench/grpo_growth.json, the figure to outputs/bench/grpo_growth.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grpo_trl import Settings, run_ours, run_trl  # noqa: E402
 
 from workbench.rl.tasks import arithmetic_task  # noqa: E402
+from workbench.tasks.base import RewardSpec  # noqa: E402
 from workbench.utils import repo_root, resolve_device, seed_everything  # noqa: E402
 
 
@@ -53,6 +58,11 @@ def full_length_model(seed: int, max_positions: int):
         head.bias[tok.eos_token_id] = -1e4
     model.lm_head = head
     return model.eval(), tok
+
+
+def digit_share(completion: str, problem) -> float:
+    """The benchmark's reward: the fraction of the completion's characters that are digits (0 when empty)."""
+    return sum(c.isdigit() for c in completion) / max(1, len(completion))
 
 
 def exponent(x, y) -> float:
@@ -109,7 +119,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     device = resolve_device(args.device)
     base, tok = full_length_model(args.seed, max_positions=max(lengths) + 64)
-    task = arithmetic_task()
+    task = dataclasses.replace(arithmetic_task(), rewards=[RewardSpec("digit_share", digit_share)])
     settings = [("length", L, Settings(args.num_prompts, g_at_length, L, args.steps, args.num_prompts * g_at_length, seed=args.seed))
                 for L in lengths]
     settings += [("G", G, Settings(args.num_prompts, G, length_at_g, args.steps, args.num_prompts * G, seed=args.seed)) for G in gs]

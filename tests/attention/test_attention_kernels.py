@@ -67,6 +67,22 @@ def test_gradients_match_dense_with_explicit_mask_at_high_sparsity():
         assert torch.allclose(g, r, atol=1e-10)
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_recomputed_chunks_give_the_same_values_and_gradients(padded):
+    q, k, v = qkv(tq=64, grad=True)
+    sel = select_blocks(q, k, small_cfg(top_k=1))
+    real = torch.ones(2, 64, dtype=torch.bool)
+    real[1, :5] = False
+    kw = dict(key_padding_mask=real if padded else None, max_panel_elems=1)  # one tile per chunk: many chunks
+    runs = []
+    for recompute in (False, True):
+        out = gather_block_sparse_attention(q, k, v, sel, recompute=recompute, **kw)
+        runs.append((out, torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), (q, k, v))))
+    assert torch.equal(runs[0][0], runs[1][0])
+    for g, r in zip(runs[0][1], runs[1][1]):
+        assert torch.allclose(g, r, atol=1e-12, rtol=0)
+
+
 def test_a_query_never_sees_a_later_key():
     q, k, v = qkv(b=1, tq=41, grad=True)
     sel = select_blocks(q, k, small_cfg(top_k=1000))

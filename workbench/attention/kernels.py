@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from workbench.attention.blocks import BlockSelection, tile_local_start
 
@@ -158,7 +159,7 @@ def _first_regular_tile(sel: BlockSelection) -> int:
 
 def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSelection, *,
                                   scale: float | None = None, key_padding_mask: Tensor | None = None,
-                                  max_panel_elems: int = 1 << 24) -> Tensor:
+                                  max_panel_elems: int = 1 << 24, recompute: bool | None = None) -> Tensor:
     """Block-sparse attention over the keys a selection makes visible, by gathering per query tile.
 
     Equals `dense_attention(q, k, v, mask=selection_mask(sel, key_padding_mask))` (rows left with no
@@ -169,6 +170,10 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
         scale: 1/√D by default.
         key_padding_mask: [B, Tk] bool, True = real token.
         max_panel_elems: tiles are processed in chunks of about this many score entries.
+        recompute: run each chunk under activation checkpointing, so autograd keeps only the chunk's inputs and
+            output and the backward recomputes its gathered K/V, scores and probabilities: the peak memory of
+            forward + backward is one chunk's working set above the output, instead of every chunk's (None: on
+            whenever a gradient will be taken). Same values and gradients.
 
     Returns:
         O [B, Hq, Tq, D], differentiable in q, k, v.
@@ -193,11 +198,14 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
     base = (torch.arange(b * hkv, device=q.device) * tk).view(b, hkv, 1, 1)
     kflat, vflat = k.reshape(b * hkv * tk, d), v.reshape(b * hkv * tk, d)
     chunk = max(1, max_panel_elems // max(1, b * hkv * g * qt * s))
+    if recompute is None:
+        recompute = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    run = (lambda fn, *args: checkpoint(fn, *args, use_reentrant=False)) if recompute else (lambda fn, *args: fn(*args))  # noqa: E731
     outs = []
     for t0 in range(0, a0, chunk):
         t1 = min(a0, t0 + chunk)
-        outs.append(_masked_tiles(qtiles[:, :, t0:t1], kflat, vflat, keypos[:, :, t0:t1], qpos[t0:t1], base, tk,
-                                  scale, key_padding_mask))
+        outs.append(run(_masked_tiles, qtiles[:, :, t0:t1], kflat, vflat, keypos[:, :, t0:t1], qpos[t0:t1], base, tk,
+                        scale, key_padding_mask))
     if a0 < nt:
         win, nb, bs = sel.window_blocks * sel.block_size, sel.n_blocks, sel.block_size
         back = (sel.first_tile + nt) * qt - tk
@@ -205,6 +213,6 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
         blocks = tuple(F.pad(x, (0, 0, 0, nb * bs - tk)).reshape(b * hkv * nb, bs * d) for x in (k, v))
     for t0 in range(a0, nt, chunk):
         t1 = min(nt, t0 + chunk)
-        outs.append(_regular_tiles(qtiles[:, :, t0:t1], padded, blocks, sel, t0, t1, scale))
+        outs.append(run(_regular_tiles, qtiles[:, :, t0:t1], padded, blocks, sel, t0, t1, scale))
     out = torch.cat(outs, 2).transpose(2, 3).reshape(b, hq, nt * qt, d)
     return out[:, :, front:front + tq]

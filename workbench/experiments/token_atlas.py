@@ -321,11 +321,12 @@ def table_metrics(atlas: Atlas) -> dict:
 
 
 def agreement_metrics(ag: Agreement) -> dict:
-    """ρ and J_q (rounded, NaN → None) and the class shares of every signal's top-q set."""
+    """ρ and J_q (rounded, NaN → None), the class shares of every signal's top-q set and J over q per pair."""
     clean = lambda m: {a: {b: (None if pd.isna(v) else round(float(v), 3)) for b, v in row.items()}  # noqa: E731
                        for a, row in m.to_dict(orient="index").items()}
     return {"q": ag.q, "spearman": clean(ag.rho), "jaccard": clean(ag.jaccard), "class_shares": clean(ag.classes),
-            "top_set_size": ag.sizes.round(4).to_dict()}
+            "top_set_size": ag.sizes.round(4).to_dict(),
+            "jaccard_over_q": ag.curves.round(4).astype(object).where(ag.curves.notna(), None).to_dict(orient="records")}
 
 
 def intervention_metrics(iv: Intervention) -> dict:

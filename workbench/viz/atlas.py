@@ -122,3 +122,21 @@ def plot_composition(final: pd.DataFrame, runs: Sequence[str], base: float):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_jaccard_curves(curves: pd.DataFrame, reference: str, pair: str = ""):
+    """J_q(reference, s) against q for every other signal s (`agreement.jaccard_curves`), with the overlap two
+    independent random sets of share q would have, q / (2 − q), dotted. Returns the Figure."""
+    c = curves[(curves["a"] == reference) | (curves["b"] == reference)].copy()
+    c["other"] = np.where(c["a"] == reference, c["b"], c["a"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, g) in enumerate(c.groupby("other", sort=False)):
+        ax.plot(g["q"], g["jaccard"], marker="o", ms=3, color=PALETTE[i % len(PALETTE)],
+                ls="-" if i < len(PALETTE) else "--", label=name)
+    q = np.linspace(max(c["q"].min(), 1e-3), c["q"].max(), 50)
+    ax.plot(q, q / (2 - q), ":", color="#555", label="two random sets")
+    ax.set(xlabel="q (top fraction of tokens)", ylabel=f"Jaccard with {reference}", ylim=(0, 1.02))
+    ax.set_title(f"{pair} overlap of each signal's top-q tokens with {reference}'s", fontsize=9)
+    ax.legend(fontsize=6.5, ncol=2)
+    fig.tight_layout()
+    return fig
