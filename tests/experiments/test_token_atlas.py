@@ -6,21 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import Qwen2ForCausalLM
 
 from workbench.analysis.replacement import TOKEN_SELECTORS, record_steps, replacement_curve
 from workbench.experiments import token_atlas as exp
 from workbench.experiments.compare import Comparison
 from workbench.experiments.token_atlas_claims import record_claims
-from workbench.models.tiny import tiny_qwen2_config
+from workbench.models.tiny import tiny_causal_lm
 from workbench.models.tokenizer import build_tokenizer
 from workbench.notebook import Results
 from workbench.rl.atlas import token_signals
 
 
 def _lm(tok, seed):
-    torch.manual_seed(seed)
-    return Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=32, layers=1, heads=2, kv_heads=1)).eval()
+    return tiny_causal_lm(tok, seed=seed, hidden=32, layers=1, heads=2, kv_heads=1).eval()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import Qwen2ForCausalLM
 
-from workbench.models.tiny import tiny_qwen2_config
+from workbench.models.tiny import tiny_causal_lm
 from workbench.models.tokenizer import build_tokenizer
 from workbench.rl.atlas import tgrl_expert_weight, token_signals
 from workbench.rl.durian import confidence_buckets, perception_buckets
@@ -19,8 +18,7 @@ RESPONSES = ["19\nanswer: 19", "11\nanswer: 11", "9"]
 
 
 def _lm(tok, seed):
-    torch.manual_seed(seed)
-    return Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=32, layers=1, heads=2, kv_heads=1)).eval()
+    return tiny_causal_lm(tok, seed=seed, hidden=32, layers=1, heads=2, kv_heads=1).eval()
 
 
 @pytest.fixture(scope="module")

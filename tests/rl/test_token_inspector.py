@@ -5,11 +5,10 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from transformers import Qwen2ForCausalLM
 
 matplotlib.use("Agg")
 
-from workbench.models.tiny import tiny_qwen2_config  # noqa: E402
+from workbench.models.tiny import tiny_causal_lm  # noqa: E402
 from workbench.models.tokenizer import build_tokenizer  # noqa: E402
 from workbench.rl.inspect import inspect_tokens  # noqa: E402
 from workbench.rl.weights import TOKEN_WEIGHTS, WeightContext  # noqa: E402
@@ -18,8 +17,7 @@ from workbench.viz.inspector import (TokenInspector, inspection_html, most_chang
 
 
 def _lm(tok, seed):
-    torch.manual_seed(seed)
-    return Qwen2ForCausalLM(tiny_qwen2_config(len(tok), hidden=32, layers=1, heads=2, kv_heads=1)).eval()
+    return tiny_causal_lm(tok, seed=seed, hidden=32, layers=1, heads=2, kv_heads=1).eval()
 
 
 @pytest.fixture(scope="module")

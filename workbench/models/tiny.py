@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 
@@ -18,9 +19,12 @@ def tiny_qwen2_config(vocab_size: int, hidden: int = 256, layers: int = 4, heads
     )
 
 
-def tiny_causal_lm(tokenizer, **config) -> Qwen2ForCausalLM:
+def tiny_causal_lm(tokenizer, seed: int | None = None, **config) -> Qwen2ForCausalLM:
     """A randomly initialised tiny Qwen2 (`tiny_qwen2_config(len(tokenizer), **config)`) whose model and
-    generation configs know the tokenizer's PAD and EOS ids. Seed the RNG before calling."""
+    generation configs know the tokenizer's PAD and EOS ids. `seed`: seeds torch's RNG first (None: the caller
+    has seeded it)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_qwen2_config(len(tokenizer), **config))
     model.config.pad_token_id, model.config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
