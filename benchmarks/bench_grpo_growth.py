@@ -21,7 +21,6 @@ to outputs/bench/grpo_growth.json, the figure to outputs/bench/grpo_growth.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -31,10 +30,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_grpo_trl import Settings, run_ours, run_trl  # noqa: E402
+from bench_grpo_trl import Settings, digit_share_task, run_ours, run_trl  # noqa: E402
 
-from workbench.rl.tasks import arithmetic_task  # noqa: E402
-from workbench.tasks.base import RewardSpec  # noqa: E402
 from workbench.utils import repo_root, resolve_device, seed_everything  # noqa: E402
 
 
@@ -58,11 +55,6 @@ def full_length_model(seed: int, max_positions: int):
         head.bias[tok.eos_token_id] = -1e4
     model.lm_head = head
     return model.eval(), tok
-
-
-def digit_share(completion: str, problem) -> float:
-    """The benchmark's reward: the fraction of the completion's characters that are digits (0 when empty)."""
-    return sum(c.isdigit() for c in completion) / max(1, len(completion))
 
 
 def exponent(x, y) -> float:
@@ -119,7 +111,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     device = resolve_device(args.device)
     base, tok = full_length_model(args.seed, max_positions=max(lengths) + 64)
-    task = dataclasses.replace(arithmetic_task(), rewards=[RewardSpec("digit_share", digit_share)])
+    task = digit_share_task()
     settings = [("length", L, Settings(args.num_prompts, g_at_length, L, args.steps, args.num_prompts * g_at_length, seed=args.seed))
                 for L in lengths]
     settings += [("G", G, Settings(args.num_prompts, G, length_at_g, args.steps, args.num_prompts * G, seed=args.seed)) for G in gs]

@@ -3,7 +3,7 @@
     python benchmarks/bench_grpo_trl.py                      # tiny-arith, 8 prompts x G=8, 48 tokens, 6 timed steps
     python benchmarks/bench_grpo_trl.py --threads 1          # one torch thread: steadier on a shared 2-core box
     python benchmarks/bench_grpo_trl.py --quick              # 2 timed steps, 4 prompts x G=4, 32 tokens: seconds
-    python benchmarks/bench_grpo_trl.py --quick --random-model   # no cached zoo model needed
+    python benchmarks/bench_grpo_trl.py --quick --random-model   # no cached zoo model needed (reward: digit share)
 
 Both sides train a fresh copy of the same weights (the zoo's `tiny-arith`, or with `--random-model` a
 randomly initialised tiny Qwen2 from `tiny_qwen2_config`) on the same arithmetic prompts (step s uses
@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from workbench.tasks.base import RewardSpec
 from workbench.tasks.base import Task as RLTask
 from workbench.rl.tasks import arithmetic_task
 from workbench.rl import RLConfig, train
@@ -169,6 +170,19 @@ def load_base(random_model: bool, seed: int):
     for cfg in (model.config, model.generation_config):
         cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
     return model.eval(), tok
+
+
+def digit_share(completion: str, problem) -> float:
+    """The random-model reward: the fraction of the completion's characters that are digits (0 when empty)."""
+    return sum(c.isdigit() for c in completion) / max(1, len(completion))
+
+
+def digit_share_task() -> RLTask:
+    """Arithmetic prompts rewarded by `digit_share`. A random model never answers right, so exact match would give
+    every completion 0, every advantage 0, and our update (which leaves zero-advantage rows out) nothing to do:
+    the comparison would time our sampler against TRL's sampler + update. Two completions almost never share a
+    digit share, so both sides update on every row."""
+    return replace(arithmetic_task(), rewards=[RewardSpec("digit_share", digit_share)])
 
 
 def step_problems(task: RLTask, s: Settings, total_steps: int) -> list:
@@ -340,7 +354,7 @@ def main() -> None:
     device = resolve_device(args.device)
     load_start = os.getloadavg()[0]  # other processes share the cores: the load goes next to the numbers
     base, tok = load_base(args.random_model, args.seed)
-    task = arithmetic_task()
+    task = digit_share_task() if args.random_model else arithmetic_task()
     # A one-step run of each side first, discarded: imports, kernel and allocator first-use costs
     # would otherwise land on whichever side runs first.
     warm = replace(s, steps=0)
