@@ -188,7 +188,8 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
                          f"{tuple(sel.indices.shape)}; got q {tuple(q.shape)}, k {tuple(k.shape)}")
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     front = sel.q_offset - sel.first_tile * qt
-    qpad = F.pad(q, (0, 0, front, nt * qt - front - tq))
+    back_q = nt * qt - front - tq
+    qpad = F.pad(q, (0, 0, front, back_q)) if front or back_q else q  # F.pad copies even when it pads nothing
     qtiles = qpad.view(b, hkv, g, nt, qt, d).transpose(2, 3)  # [B, Hkv, nt, G, qt, D]
     fast = key_padding_mask is None and qt % sel.block_size == 0
     a0 = _first_regular_tile(sel) if fast else nt
@@ -213,7 +214,7 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
         win, nb, bs = sel.window_blocks * sel.block_size, sel.n_blocks, sel.block_size
         back = (sel.first_tile + nt) * qt - tk
         padded = (F.pad(k, (0, 0, win, back)), F.pad(v, (0, 0, win, back)))
-        blocks = tuple(F.pad(x, (0, 0, 0, nb * bs - tk)).reshape(b * hkv * nb, bs * d) for x in (k, v))
+        blocks = tuple((F.pad(x, (0, 0, 0, nb * bs - tk)) if nb * bs > tk else x).reshape(b * hkv * nb, bs * d) for x in (k, v))
     for t0 in range(a0, nt, chunk):
         t1 = min(nt, t0 + chunk)
         outs.append(run(_regular_tiles, qtiles[:, :, t0:t1], padded, blocks, sel, t0, t1, scale))
