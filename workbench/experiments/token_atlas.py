@@ -48,19 +48,20 @@ from workbench.utils import seed_everything
 from workbench.viz.distributions import rank_correlation
 
 _RL = dict(max_sampling_rounds=2, micro_batch_size=32)
-#: `text_rl_steps` / `vision_rl_steps`: None = load `text_rl_model` / train the vision RL model at SHAPES_RL_CPU;
-#: an int trains a GRPO copy of the base for that many steps (smoke). `budgets`: replacement fractions;
+#: `text_rl_steps`: None = load `text_rl_model`, an int trains a GRPO copy of the base for that many steps (smoke);
+#: `vision_rl`: overrides of SHAPES_RL_CPU for the vision GRPO model trained here when `vision_rl_model` is None;
+#: `update_lr`: learning rate of the one FIPO update that gives π_θ (None: the pair's RL preset's). `budgets`: replacement fractions;
 #: `comp`: RLConfig fields of the composition runs.
 PRESETS = Presets(
     {"smoke": dict(text_model="tiny-arith", text_rl_model=None, text_rl_steps=2, vision_model="tiny-shapes-vl-smoke",
-                   vision_rl_steps=1, n_rollouts=16, n_vision_rollouts=6, n_replace=8, replace_seeds=2,
+                   vision_rl=dict(steps=1, num_prompts=2, num_generations=2), update_lr=None, n_rollouts=16, n_vision_rollouts=6, n_replace=8, replace_seeds=2,
                    budgets=[0.0, 0.25, 1.0], n_seeds=1, comp_steps=1, comp_num_prompts=2, comp_num_generations=2,
                    comp_lr=1e-4, eval_n=6, q=0.2, **_RL),
      "cpu": dict(text_model="tiny-arith", text_rl_model="tiny-arith-grpo", text_rl_steps=None,
-                 vision_model="tiny-shapes-vl-rl", vision_rl_steps=None, n_rollouts=256, n_vision_rollouts=64,
+                 vision_model="tiny-shapes-vl-rl", vision_rl={}, update_lr=None, n_rollouts=256, n_vision_rollouts=64,
                  n_replace=192, replace_seeds=3, budgets=[0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], n_seeds=3,
                  comp_steps=20, comp_num_prompts=16, comp_num_generations=8, comp_lr=1e-4, eval_n=200, q=0.2, **_RL),
-     "gpu": dict(text_rl_steps=None, vision_rl_steps=None, n_rollouts=512, n_vision_rollouts=256, n_replace=500,
+     "gpu": dict(text_rl_steps=None, vision_rl=dict(steps=200, num_prompts=64, lr=1e-6), update_lr=1e-6, n_rollouts=512, n_vision_rollouts=256, n_replace=500,
                  replace_seeds=5, budgets=[0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], n_seeds=3, comp_steps=200,
                  comp_num_prompts=64, comp_num_generations=8, comp_lr=1e-6, eval_n=500, q=0.2, **_RL)},
     ranges={"n_rollouts": (4, None), "n_vision_rollouts": (4, None), "n_replace": (2, None), "replace_seeds": (1, 16),
@@ -122,23 +123,25 @@ def text_pair(P: Params) -> Pair:
     else:
         small = {**config, "num_prompts": 4, "num_generations": 4}
         rl, name = _trained(base, tok, task, small, "grpo", P.text_rl_steps, P.seed), f"{P.text_model} + {P.text_rl_steps} GRPO steps"
-    updated = _trained(base, tok, task, {**config, "num_prompts": 8, "warmup_steps": 0}, "fipo", 1, P.seed)  # full lr on the one step
+    one = {**config, "num_prompts": 8, "warmup_steps": 0, **({"lr": P.update_lr} if P.update_lr else {})}  # full lr on the one step
+    updated = _trained(base, tok, task, one, "fipo", 1, P.seed)
     return Pair("text", base.eval(), rl.eval(), updated, tok, task, name, config)
 
 
 def vision_pair(P: Params) -> Pair:
-    """`P.vision_model` with ToR's visual dependency and Durian's visual entropy on; its GRPO model trained here
-    (`SHAPES_RL_CPU`, or `vision_rl_steps` steps)."""
+    """`P.vision_model` with ToR's visual dependency and Durian's visual entropy on; its RL model `P.vision_rl_model`,
+    or GRPO trained here at `SHAPES_RL_CPU` with the preset's `vision_rl` overrides."""
     seed_everything(P.seed)
     base, proc = load_model(P.vision_model, device=P.device)
     task = shapes_task(proc, families=("arithmetic",), visual_dependency="removed", visual_entropy=True)
-    config = {**SHAPES_RL_CPU, "max_new_tokens": P.max_new_tokens}
-    if P.vision_rl_steps is not None:
-        config.update(num_prompts=2, num_generations=2)
-    steps = config["steps"] if P.vision_rl_steps is None else P.vision_rl_steps
-    rl = _trained(base, proc, task, config, "grpo", steps, P.seed)
-    updated = _trained(base, proc, task, {**config, "num_prompts": min(8, config["num_prompts"])}, "fipo", 1, P.seed)
-    return Pair("vision", base.eval(), rl, updated, proc, task, f"{P.vision_model} + {steps} GRPO steps", config)
+    config = {**SHAPES_RL_CPU, "max_new_tokens": P.max_new_tokens, **P.vision_rl}
+    if P.vision_rl_model is None:
+        rl, name = _trained(base, proc, task, config, "grpo", config["steps"], P.seed), f"{P.vision_model} + {config['steps']} GRPO steps"
+    else:
+        rl, name = load_model(P.vision_rl_model, device=P.device)[0].eval(), P.vision_rl_model
+    one = {**config, "num_prompts": min(8, config["num_prompts"]), **({"lr": P.update_lr} if P.update_lr else {})}
+    updated = _trained(base, proc, task, one, "fipo", 1, P.seed)
+    return Pair("vision", base.eval(), rl, updated, proc, task, name, config)
 
 
 # --------------------------------------------------------------------------------------------- 1. the table
