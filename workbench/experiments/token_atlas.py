@@ -44,7 +44,7 @@ from workbench.rl import RLConfig, train
 from workbench.rl.atlas import SEQUENCE_SIGNALS, SignalTable, token_signals
 from workbench.rl.sources import generate_group
 from workbench.rl.tasks import arithmetic_task, shapes_task
-from workbench.utils import seed_everything
+from workbench.utils import seed_everything, seeded_generator
 from workbench.viz.distributions import rank_correlation
 
 _RL = dict(max_sampling_rounds=2, micro_batch_size=32)
@@ -64,6 +64,7 @@ PRESETS = Presets(
      "gpu": dict(text_rl_steps=None, vision_rl=dict(steps=200, num_prompts=64, lr=1e-6), update_lr=1e-6, n_rollouts=512, n_vision_rollouts=256, n_replace=500,
                  replace_seeds=5, budgets=[0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], n_seeds=3, comp_steps=200,
                  comp_num_prompts=64, comp_num_generations=8, comp_lr=1e-6, eval_n=500, q=0.2, **_RL)},
+    choices={"rollouts": ("greedy", "sampled")},
     ranges={"n_rollouts": (4, None), "n_vision_rollouts": (4, None), "n_replace": (2, None), "replace_seeds": (1, 16),
             "n_seeds": (1, 16), "comp_steps": (1, None), "comp_num_prompts": (1, None), "comp_num_generations": (2, 256),
             "comp_lr": (0.0, 1.0), "eval_n": (1, None), "q": (0.0, 1.0), "max_new_tokens": (8, 4096),
@@ -174,12 +175,15 @@ class Atlas:
         return seq_id, self.tokens[seq_id], {s: v[seq_id, :n].numpy() for s, v in self.table.values.items()}
 
 
-def build_atlas(pair: Pair, n: int, max_new_tokens: int) -> Atlas:
-    """Greedy responses of `pair.base` to the first `n` held-out problems, every signal of `token_signals` on
-    them (ToR's visual dependency and Durian's visual entropy from the task's annotate hook, under the base)."""
+def build_atlas(pair: Pair, n: int, max_new_tokens: int, rollouts: str = "greedy", seed: int = 0) -> Atlas:
+    """Responses of `pair.base` to the first `n` held-out problems — greedy, or with `rollouts="sampled"` one sample
+    at temperature 1 (generator seeded by `seed`) — and every signal of `token_signals` on them (ToR's visual
+    dependency and Durian's visual entropy from the task's annotate hook, under the base)."""
+    if rollouts not in ("greedy", "sampled"):
+        raise ValueError(f"rollouts must be 'greedy' or 'sampled', got {rollouts!r}")
     problems = pair.task.eval_problems(n)
     ro = generate_group(pair.base, pair.processor, pair.task, problems, num_generations=1, max_new_tokens=max_new_tokens,
-                        temperature=1.0, top_p=1.0, generator=None, greedy=True)
+                        temperature=1.0, top_p=1.0, generator=seeded_generator(seed, 11), greedy=rollouts == "greedy")
     extras = {}
     if pair.task.annotate:  # the hook reads log π_old of the responses, scored with the real images
         device = next(pair.base.parameters()).device
