@@ -1,8 +1,8 @@
 """How GRPO's cost grows: step time and peak memory against completion length and G, ours and TRL's
 `GRPOTrainer`, in one process, with the fitted growth exponents (issue 27, item 4).
 
-    python benchmarks/bench_grpo_growth.py                  # L = 64..512 at G 8, G = 4..32 at L 64
-    python benchmarks/bench_grpo_growth.py --quick          # L = 32, 64 and G = 4, 8: a minute
+    python benchmarks/bench_grpo_growth.py                  # L = 64..512 at G 8, G = 4..32 at L 64, V = 128..32k
+    python benchmarks/bench_grpo_growth.py --quick          # L = 32, 64; G = 4, 8; V = 128, 4096: a minute
 
 Both sides run exactly as in `bench_grpo_trl.py` (same weights, prompts, G, optimizer, loss `grpo`, one optimizer
 step per rollout, no activation checkpointing; its docstring lists every setting) on a random tiny Qwen2 whose LM
@@ -10,6 +10,8 @@ head gives EOS a −10⁴ bias, so every completion runs to `max_new_tokens` and
 A random model never answers right, so the exact-match reward would be 0 everywhere, every advantage 0, and our
 update would skip every row (it leaves out zero-advantage rows): the reward here is the share of digits in the
 completion (`digit_share`), which differs between any two completions, so both sides update on every row.
+A third sweep widens the vocabulary (128 → 4,096 → 32,768 ids at length 64, G 8), the cost the [B × T × V] logits
+of a real tokenizer add (item 3c's shape, without its BPE tokenizer: the extra ids are never sampled).
 Per setting: the mean wall time of a timed optimizer step (sampling + update) and the peak memory increase of
 the `train()` call (RSS on CPU, `max_memory_allocated` on CUDA).
 
@@ -35,9 +37,11 @@ from bench_grpo_trl import Settings, digit_share_task, run_ours, run_trl  # noqa
 from workbench.utils import repo_root, resolve_device, seed_everything  # noqa: E402
 
 
-def full_length_model(seed: int, max_positions: int):
+def full_length_model(seed: int, max_positions: int, vocab_size: int | None = None):
     """A random tiny Qwen2 (our char tokenizer) that never ends a completion: its tied LM head gets a bias of
-    −10⁴ on EOS, so sampling and scoring see full-length completions on both sides."""
+    −10⁴ on EOS, so sampling and scoring see full-length completions on both sides. `vocab_size` widens the LM
+    head (and the embedding) to that many ids; ids past the tokenizer's get the same −10⁴ bias, so they are never
+    sampled but every logit, softmax and log-prob is computed over the full vocabulary, as for a real one."""
     from transformers import Qwen2ForCausalLM
 
     from workbench.models.tiny import tiny_qwen2_config
@@ -45,7 +49,7 @@ def full_length_model(seed: int, max_positions: int):
 
     seed_everything(seed)
     tok = build_tokenizer()
-    model = Qwen2ForCausalLM(tiny_qwen2_config(len(tok), max_positions=max_positions))
+    model = Qwen2ForCausalLM(tiny_qwen2_config(max(len(tok), vocab_size or 0), max_positions=max_positions))
     for cfg in (model.config, model.generation_config):
         cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
     head = torch.nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=True)
@@ -53,8 +57,13 @@ def full_length_model(seed: int, max_positions: int):
     with torch.no_grad():
         head.bias.zero_()
         head.bias[tok.eos_token_id] = -1e4
+        head.bias[len(tok):] = -1e4
     model.lm_head = head
     return model.eval(), tok
+
+
+#: the sweeps and their x-axis labels
+AXES = {"length": "completion length (tokens)", "G": "G (completions per prompt)", "vocab": "vocabulary size (LM-head ids)"}
 
 
 def exponent(x, y) -> float:
@@ -78,8 +87,9 @@ def plot(rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
-    for col, axis in enumerate(("length", "G")):
+    axes_used = [a for a in AXES if any(r["sweep"] == a for r in rows)]
+    fig, axes = plt.subplots(2, len(axes_used), figsize=(4.5 * len(axes_used), 6.5), squeeze=False)
+    for col, axis in enumerate(axes_used):
         sweep = [r for r in rows if r["sweep"] == axis]
         x = [r["x"] for r in sweep]
         for row, (metric, label) in enumerate((("step_s", "seconds per step"), ("peak_mib", "peak memory (MiB)"))):
@@ -87,7 +97,7 @@ def plot(rows: list[dict], path: str) -> None:
             for side, color in (("ours", "#3B6FB6"), ("trl", "#D1495B")):
                 y = [r[side][metric] for r in sweep]
                 ax.loglog(x, y, "o-", color=color, label=f"{side} (exponent {exponent(x, y):.2f})", base=2)
-            ax.set(xlabel="completion length (tokens)" if axis == "length" else "G (completions per prompt)", ylabel=label)
+            ax.set(xlabel=AXES[axis], ylabel=label)
             ax.legend(fontsize=8)
     fig.suptitle("GRPO cost growth, ours vs TRL (log-log; exponent = fitted slope)", fontsize=10)
     fig.tight_layout()
@@ -96,7 +106,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="L = 32, 64 at G 4; G = 4, 8 at L 32")
+    parser.add_argument("--quick", action="store_true", help="L = 32, 64 at G 4; G = 4, 8 at L 32; V = 128, 4096")
     parser.add_argument("--num-prompts", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per run (one warm-up step more)")
     parser.add_argument("--seed", type=int, default=0)
@@ -106,41 +116,45 @@ def main() -> None:
     if args.num_prompts < 1 or args.steps < 1:
         raise SystemExit(f"--num-prompts and --steps must be >= 1, got {args.num_prompts} and {args.steps}")
     lengths, gs = ([32, 64], [4, 8]) if args.quick else ([64, 128, 256, 512], [4, 8, 16, 32])
+    vocabs = [128, 4096] if args.quick else [128, 4096, 32768]
     g_at_length, length_at_g = (4, 32) if args.quick else (8, 64)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     device = resolve_device(args.device)
-    base, tok = full_length_model(args.seed, max_positions=max(lengths) + 64)
+    models = {v: full_length_model(args.seed, max_positions=max(lengths) + 64, vocab_size=v) for v in vocabs}
+    tok = models[vocabs[0]][1]
     task = digit_share_task()
-    settings = [("length", L, Settings(args.num_prompts, g_at_length, L, args.steps, args.num_prompts * g_at_length, seed=args.seed))
-                for L in lengths]
-    settings += [("G", G, Settings(args.num_prompts, G, length_at_g, args.steps, args.num_prompts * G, seed=args.seed)) for G in gs]
+    mk = lambda G, L: Settings(args.num_prompts, G, L, args.steps, args.num_prompts * G, seed=args.seed)  # noqa: E731
+    settings = [("length", L, mk(g_at_length, L), vocabs[0]) for L in lengths]
+    settings += [("G", G, mk(G, length_at_g), vocabs[0]) for G in gs]
+    settings += [("vocab", V, mk(g_at_length, length_at_g), V) for V in vocabs]
     warm = Settings(args.num_prompts, 4, 16, 0, args.num_prompts * 4, seed=args.seed)
+    base = models[vocabs[0]][0]
     run_ours(base, tok, task, warm, device), run_trl(base, tok, task, warm, device)  # first-use costs hit neither side
     rows, done = [], {}
-    for sweep, x, s in settings:
-        key = (s.num_generations, s.max_new_tokens)
+    for sweep, x, s, vocab in settings:
+        key = (s.num_generations, s.max_new_tokens, vocab)
         if key not in done:
-            done[key] = measure(base, tok, task, s, device)
+            done[key] = measure(models[vocab][0], tok, task, s, device)
         m = done[key]
         rows.append({"sweep": sweep, "x": x, "num_generations": s.num_generations, "max_new_tokens": s.max_new_tokens,
-                     "num_prompts": s.num_prompts, **m})
-        print(f"{sweep:>6} {x:4d}: ours {m['ours']['step_s']:6.2f} s/step {m['ours']['peak_mib']:7.1f} MiB "
+                     "vocab_size": models[vocab][0].config.vocab_size, "num_prompts": s.num_prompts, **m})
+        print(f"{sweep:>6} {x:5d}: ours {m['ours']['step_s']:6.2f} s/step {m['ours']['peak_mib']:7.1f} MiB "
               f"({m['ours']['tokens_per_step']:.0f} tok) | TRL {m['trl']['step_s']:6.2f} s/step {m['trl']['peak_mib']:7.1f} MiB "
               f"({m['trl']['tokens_per_step']:.0f} tok)", flush=True)
     fits = {}
-    for sweep in ("length", "G"):
+    for sweep in AXES:
         part = [r for r in rows if r["sweep"] == sweep]
         for side in ("ours", "trl"):
             for metric in ("step_s", "peak_mib"):
                 fits[f"{sweep} {side} {metric}"] = exponent([r["x"] for r in part], [r[side][metric] for r in part])
     print("\nfitted growth exponents (slope of log cost on log x):")
-    for sweep in ("length", "G"):
+    for sweep in AXES:
         print(f"  vs {sweep:<6}  step time: ours {fits[f'{sweep} ours step_s']:.2f}, TRL {fits[f'{sweep} trl step_s']:.2f}   "
               f"peak memory: ours {fits[f'{sweep} ours peak_mib']:.2f}, TRL {fits[f'{sweep} trl peak_mib']:.2f}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     meta = {"device": str(device), "threads": torch.get_num_threads(), "loadavg_1m": os.getloadavg()[0],
-            "model": "random tiny Qwen2 (hidden 256, 4 layers), EOS suppressed", "steps": args.steps}
+            "model": "random tiny Qwen2 (hidden 256, 4 layers), EOS and ids past the tokenizer suppressed", "steps": args.steps}
     with open(args.out, "w") as f:
         json.dump({"rows": rows, "exponents": fits, "meta": meta}, f, indent=2)
     fig_path = os.path.splitext(args.out)[0] + ".png"

@@ -65,6 +65,10 @@ def test_growth_exponent_and_full_length_model():
         logits = model(input_ids=ids).logits[0]
     assert (logits.argmax(-1) != tok.eos_token_id).all() and (logits[:, tok.eos_token_id] < -1e3).all()
     assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied: the same weights on both sides
+    wide, _ = g.full_length_model(0, max_positions=128, vocab_size=4096)
+    with torch.no_grad():
+        logits = wide(input_ids=ids).logits[0]
+    assert logits.shape[-1] == 4096 and (logits[:, len(tok):] < -1e3).all()  # computed, never sampled
 
 
 @pytest.mark.slow
@@ -75,7 +79,7 @@ def test_bench_grpo_growth_quick_writes_exponents(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads(out.read_text())
-    assert len(res["rows"]) == 4 and len(res["exponents"]) == 8
+    assert len(res["rows"]) == 6 and len(res["exponents"]) == 12
     for row in res["rows"]:  # EOS suppressed: every completion runs to max_new_tokens on both sides
         want = row["num_prompts"] * row["num_generations"] * row["max_new_tokens"]
         assert row["ours"]["tokens_per_step"] == want and row["trl"]["tokens_per_step"] == want
