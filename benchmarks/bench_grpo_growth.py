@@ -71,10 +71,12 @@ def exponent(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def measure(base, tok, task, s: Settings, device) -> dict:
-    """One run per side (ours first), warm-up step excluded: seconds per timed step and peak MiB."""
+def measure(base, tok, task, s: Settings, device, logits_chunk: int = 0) -> dict:
+    """One run per side (ours first), warm-up step excluded: seconds per timed step and peak MiB. `logits_chunk`:
+    ours scores through `models.chunked` in chunks of that many completion tokens (0: full logits)."""
     out = {}
-    for side, fn in (("ours", run_ours), ("trl", run_trl)):
+    ours = lambda *a: run_ours(*a, logits_chunk=logits_chunk)  # noqa: E731
+    for side, fn in (("ours", ours), ("trl", run_trl)):
         r = fn(base, tok, task, s, device)
         out[side] = {"step_s": r.seconds / s.steps, "peak_mib": r.peak_mem_bytes / 2**20,
                      "tokens_per_step": r.tokens / s.steps}
@@ -110,6 +112,9 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per run (one warm-up step more)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweeps", default="length,G,vocab", help="which sweeps to run (comma-separated)")
+    parser.add_argument("--logits-chunk", type=int, default=0,
+                        help="ours: LM head in chunks of this many completion tokens, no [B, T, V] logits (0: off)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=os.path.join(repo_root(), "outputs", "bench", "grpo_growth.json"))
     args = parser.parse_args()
@@ -125,9 +130,13 @@ def main() -> None:
     tok = models[vocabs[0]][1]
     task = digit_share_task()
     mk = lambda G, L: Settings(args.num_prompts, G, L, args.steps, args.num_prompts * G, seed=args.seed)  # noqa: E731
+    sweeps = args.sweeps.split(",")
+    if not sweeps or any(w not in AXES for w in sweeps):
+        raise SystemExit(f"--sweeps must list some of {', '.join(AXES)}, got {args.sweeps!r}")
     settings = [("length", L, mk(g_at_length, L), vocabs[0]) for L in lengths]
     settings += [("G", G, mk(G, length_at_g), vocabs[0]) for G in gs]
     settings += [("vocab", V, mk(g_at_length, length_at_g), V) for V in vocabs]
+    settings = [st for st in settings if st[0] in sweeps]
     warm = Settings(args.num_prompts, 4, 16, 0, args.num_prompts * 4, seed=args.seed)
     base = models[vocabs[0]][0]
     run_ours(base, tok, task, warm, device), run_trl(base, tok, task, warm, device)  # first-use costs hit neither side
@@ -135,7 +144,7 @@ def main() -> None:
     for sweep, x, s, vocab in settings:
         key = (s.num_generations, s.max_new_tokens, vocab)
         if key not in done:
-            done[key] = measure(models[vocab][0], tok, task, s, device)
+            done[key] = measure(models[vocab][0], tok, task, s, device, args.logits_chunk)
         m = done[key]
         rows.append({"sweep": sweep, "x": x, "num_generations": s.num_generations, "max_new_tokens": s.max_new_tokens,
                      "vocab_size": models[vocab][0].config.vocab_size, "num_prompts": s.num_prompts, **m})
@@ -143,18 +152,19 @@ def main() -> None:
               f"({m['ours']['tokens_per_step']:.0f} tok) | TRL {m['trl']['step_s']:6.2f} s/step {m['trl']['peak_mib']:7.1f} MiB "
               f"({m['trl']['tokens_per_step']:.0f} tok)", flush=True)
     fits = {}
-    for sweep in AXES:
+    for sweep in sweeps:
         part = [r for r in rows if r["sweep"] == sweep]
         for side in ("ours", "trl"):
             for metric in ("step_s", "peak_mib"):
                 fits[f"{sweep} {side} {metric}"] = exponent([r["x"] for r in part], [r[side][metric] for r in part])
     print("\nfitted growth exponents (slope of log cost on log x):")
-    for sweep in AXES:
+    for sweep in sweeps:
         print(f"  vs {sweep:<6}  step time: ours {fits[f'{sweep} ours step_s']:.2f}, TRL {fits[f'{sweep} trl step_s']:.2f}   "
               f"peak memory: ours {fits[f'{sweep} ours peak_mib']:.2f}, TRL {fits[f'{sweep} trl peak_mib']:.2f}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     meta = {"device": str(device), "threads": torch.get_num_threads(), "loadavg_1m": os.getloadavg()[0],
-            "model": "random tiny Qwen2 (hidden 256, 4 layers), EOS and ids past the tokenizer suppressed", "steps": args.steps}
+            "model": "random tiny Qwen2 (hidden 256, 4 layers), EOS and ids past the tokenizer suppressed", "steps": args.steps,
+            "ours_logits_chunk": args.logits_chunk}
     with open(args.out, "w") as f:
         json.dump({"rows": rows, "exponents": fits, "meta": meta}, f, indent=2)
     fig_path = os.path.splitext(args.out)[0] + ".png"
