@@ -1,6 +1,6 @@
 """DPO training throughput and peak memory: our preference trainer against TRL's `DPOTrainer`, in one process.
 
-    python benchmarks/bench_dpo_trl.py                      # tiny-arith, batch 16 pairs, 10 timed steps, 2 repeats
+    python benchmarks/bench_dpo_trl.py                      # tiny-arith, batch 16 pairs, 10 timed steps, 3 repeats
     python benchmarks/bench_dpo_trl.py --quick --random-model   # seconds, no cached zoo model needed
 
 Both sides train a fresh copy of the same weights (the zoo's `tiny-arith`, or a random tiny Qwen2) on the same
@@ -21,8 +21,9 @@ lever off and materialises the [B, T, V] logits as before); ours scores chosen a
 of the policy and one of the reference, TRL does the same (its batch is [chosen; rejected]); TRL also computes
 per-token entropy, mean logits and top-1 accuracy for its logs.
 
-Rows go to outputs/bench/dpo_trl.json: throughput (ratio = ours / TRL, target ≥ 1.3) and peak memory (ours / TRL,
-target ≤ 1.0).
+Rows go to outputs/bench/dpo_trl.json: throughput (ratio = ours / TRL, target ≥ 1.3; each side's tokens/s is the
+median over its repeats, each repeat's rate and the spread are printed and saved) and peak memory (ours / TRL, the
+largest peak of each side, target ≤ 1.0).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import copy
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -136,7 +138,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 timed steps of 4 pairs, 1 repeat")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per run (default 10; quick 3)")
     ap.add_argument("--batch", type=int, default=None, help="pairs per step (default 16; quick 4)")
-    ap.add_argument("--repeats", type=int, default=None, help="runs per side, alternating order (default 2; quick 1)")
+    ap.add_argument("--repeats", type=int, default=None, help="runs per side, alternating order (default 3; quick 1)")
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random-model", action="store_true", help="a random tiny Qwen2 instead of the cached tiny-arith")
@@ -148,7 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     args.steps = args.steps or (3 if args.quick else 10)
     args.batch = args.batch or (4 if args.quick else 16)
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or (1 if args.quick else 3)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -164,11 +166,13 @@ def main() -> None:
             print(f"{res.side}: {res.tokens / res.seconds:.0f} tok/s, peak {res.peak_mem_bytes / 2**20:.0f} MiB", flush=True)
     import trl as trl_pkg
 
-    tps = lambda runs: sum(x.tokens for x in runs) / sum(x.seconds for x in runs)  # noqa: E731
+    rates = lambda runs: [x.tokens / x.seconds for x in runs]  # noqa: E731
+    tps = lambda runs: statistics.median(rates(runs))  # noqa: E731  (one slow repeat cannot move a median of 3)
     mem = lambda runs: max(x.peak_mem_bytes for x in runs) / 2**20  # noqa: E731
     model = "random tiny Qwen2" if args.random_model else "tiny-arith"
     params = {"steps": args.steps, "batch": args.batch, "repeats": repeats, "lr": args.lr, "model": model,
-              "device": str(device), "ours_runs": [asdict(x) for x in ours], "trl_runs": [asdict(x) for x in trl]}
+              "device": str(device), "ours_runs": [asdict(x) for x in ours], "trl_runs": [asdict(x) for x in trl],
+              "throughput_runs": {"ours": rates(ours), "trl": rates(trl)}, "throughput_is": "median over repeats"}
     peer = f"trl {trl_pkg.__version__} DPOTrainer"
     t_o, t_t, m_o, m_t = tps(ours), tps(trl), mem(ours), mem(trl)
     rows = [{"name": f"DPO train throughput batch={args.batch} {model}", "unit": "tokens/s", "ours": t_o, "peer": t_t,
@@ -179,6 +183,10 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
+    for side, runs in (("ours", ours), ("TRL", trl)):
+        r = rates(runs)
+        print(f"{side} tokens/s per repeat: {', '.join(f'{x:.0f}' for x in r)} (median {statistics.median(r):.0f}, "
+              f"spread {max(r) / min(r):.2f}x)")
     for row in rows:
         print(f"{row['name']}: ours {row['ours']:.1f} vs TRL {row['peer']:.1f} {row['unit']} -> ratio {row['ratio']:.2f} "
               f"(target {row['target']}, {'meets' if row['meets'] else 'misses'})")
