@@ -40,7 +40,7 @@ from workbench.analysis.token_stats import js_from_logits, kl_from_logits
 from workbench.models.scoring import completion_logits, entropy_from_logits, selective_log_softmax
 from workbench.rl.durian import confidence_buckets, perception_buckets
 from workbench.rl.losses import policy_loss
-from workbench.rl.weights import TOKEN_WEIGHTS, WeightContext
+from workbench.rl.weights import WeightContext, registered_weights
 
 #: signals that are one value per response (the same on every token of it)
 SEQUENCE_SIGNALS = ("durian_reasoning", "durian_perception")
@@ -85,17 +85,6 @@ def _logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, mod
         z = completion_logits(model, prompt_ids.to(device), prompt_mask.to(device), completion_ids.to(device),
                               completion_mask.to(device), **{k: v.to(device) for k, v in model_inputs.items()})
     return z.double().cpu()
-
-
-def registered_weights(ctx: WeightContext) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """Every `TOKEN_WEIGHTS` entry with its default arguments on `ctx`: ({name: [B, T]}, {name: why skipped})."""
-    weights, skipped = {}, {}
-    for name in TOKEN_WEIGHTS.names():
-        try:
-            weights[name] = TOKEN_WEIGHTS.get(name)(ctx).detach().double()
-        except (ValueError, TypeError) as e:  # a weight that needs a signal or argument this context lacks
-            skipped[name] = str(e)
-    return weights, skipped
 
 
 def tgrl_expert_weight(logp: Tensor, mask: Tensor, gamma: float = 0.1) -> Tensor:

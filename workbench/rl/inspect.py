@@ -27,7 +27,7 @@ import torch
 
 from workbench.models.scoring import entropy_from_logits
 from workbench.models.tokenizer import token_strings
-from workbench.rl.weights import TOKEN_WEIGHTS, WeightContext
+from workbench.rl.weights import WeightContext, registered_weights
 
 
 @dataclass
@@ -118,12 +118,8 @@ def inspect_tokens(model_a, model_b, tokenizer, prompt_ids: torch.Tensor, comple
     ctx = WeightContext(logp=logp[1:].float(), old_logp=logp[:1].float(), mask=torch.ones(1, completion_ids.numel()),
                         advantages=torch.ones(1, completion_ids.numel()), entropy=entropy[:1].float(),
                         extras={n: torch.as_tensor(v, dtype=torch.float32).reshape(1, -1) for n, v in (extras or {}).items()})
-    weights, skipped = {}, {}
-    for name in TOKEN_WEIGHTS.names():
-        try:
-            weights[name] = TOKEN_WEIGHTS.get(name)(ctx)[0].double().numpy()
-        except (ValueError, TypeError) as e:  # a weight that needs a signal or argument this context lacks
-            skipped[name] = str(e)
+    weights, skipped = registered_weights(ctx)
+    weights = {name: w[0].double().numpy() for name, w in weights.items()}
     return TokenInspection(token_strings(tokenizer, completion_ids.tolist()), tuple(names), tops,
                            torch.stack(top_p).numpy(), logp.numpy(), entropy.numpy(), (logp[1] - logp[0]).numpy(),
                            weights, skipped)

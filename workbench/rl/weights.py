@@ -113,6 +113,19 @@ def compose_token_weights(specs: Iterable[Any] | None, ctx: WeightContext) -> Te
     return w.detach()
 
 
+def registered_weights(ctx: WeightContext) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Every `TOKEN_WEIGHTS` entry with its default arguments on `ctx` (detached): ({name: [B, T]}, {name: why it
+    has no value}) — a weight that needs a signal or argument `ctx` lacks (ToR's visual dependency on text) is
+    skipped with its error's sentence. The token inspector and the token atlas show every weight this way."""
+    weights, skipped = {}, {}
+    for name in TOKEN_WEIGHTS.names():
+        try:
+            weights[name] = TOKEN_WEIGHTS.get(name)(ctx).detach()
+        except (ValueError, TypeError) as e:
+            skipped[name] = str(e)
+    return weights, skipped
+
+
 # --------------------------------------------------------------------------------------------- low_prob
 
 
