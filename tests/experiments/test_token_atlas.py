@@ -43,7 +43,7 @@ def test_a_callable_selector_replays_like_the_registered_one(models):
 
 def test_atlas_selectors_are_the_signal_table_of_the_recorded_decode(models):
     tok, a, b, c, ids, mask = models
-    pair = exp.Pair("text", a, b, c, tok, None, "b", {})
+    pair = exp.Pair("text", a, b, c, tok, None, "b")
     rec = record_steps(a, b, ids, mask, max_new_tokens=6, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     sel = dict(exp.atlas_selectors(pair, ["kl", "w:low_prob"]))
     want = token_signals(a, b, c, ids, mask, rec.decode.new_tokens, rec.valid.long())

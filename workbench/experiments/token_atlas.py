@@ -96,7 +96,6 @@ class Pair:
     processor: object
     task: object
     rl_name: str
-    rl_config: dict
 
     @property
     def tokenizer(self):
@@ -112,6 +111,13 @@ def _trained(base, processor, task, config: dict, method: str, steps: int, seed:
     return train(copy.deepcopy(base), processor, task, cfg).model.eval()
 
 
+def _one_fipo_update(base, processor, task, config: dict, P: Params):
+    """π_θ of FIPO's weight: a copy of `base` after one FIPO update on at most 8 prompts, at the full learning rate
+    (no warm-up; `P.update_lr`, else the pair's RL preset's)."""
+    one = {**config, "num_prompts": min(8, config["num_prompts"]), "warmup_steps": 0, **({"lr": P.update_lr} if P.update_lr else {})}
+    return _trained(base, processor, task, one, "fipo", 1, P.seed)
+
+
 def text_pair(P: Params) -> Pair:
     """`P.text_model` and `P.text_rl_model` (or a GRPO copy trained for `text_rl_steps`), arithmetic task."""
     seed_everything(P.seed)
@@ -124,9 +130,7 @@ def text_pair(P: Params) -> Pair:
     else:
         small = {**config, "num_prompts": 4, "num_generations": 4}
         rl, name = _trained(base, tok, task, small, "grpo", P.text_rl_steps, P.seed), f"{P.text_model} + {P.text_rl_steps} GRPO steps"
-    one = {**config, "num_prompts": 8, "warmup_steps": 0, **({"lr": P.update_lr} if P.update_lr else {})}  # full lr on the one step
-    updated = _trained(base, tok, task, one, "fipo", 1, P.seed)
-    return Pair("text", base.eval(), rl.eval(), updated, tok, task, name, config)
+    return Pair("text", base.eval(), rl.eval(), _one_fipo_update(base, tok, task, config, P), tok, task, name)
 
 
 def vision_pair(P: Params) -> Pair:
@@ -140,9 +144,7 @@ def vision_pair(P: Params) -> Pair:
         rl, name = _trained(base, proc, task, config, "grpo", config["steps"], P.seed), f"{P.vision_model} + {config['steps']} GRPO steps"
     else:
         rl, name = load_model(P.vision_rl_model, device=P.device)[0].eval(), P.vision_rl_model
-    one = {**config, "num_prompts": min(8, config["num_prompts"]), **({"lr": P.update_lr} if P.update_lr else {})}
-    updated = _trained(base, proc, task, one, "fipo", 1, P.seed)
-    return Pair("vision", base.eval(), rl, updated, proc, task, name, config)
+    return Pair("vision", base.eval(), rl, _one_fipo_update(base, proc, task, config, P), proc, task, name)
 
 
 # --------------------------------------------------------------------------------------------- 1. the table
