@@ -8,6 +8,7 @@ import torch
 from accelerate import PartialState
 from transformers import Qwen2ForCausalLM
 
+from dist_update_worker import finish  # the script's folder is on sys.path
 from workbench.models.tiny import tiny_qwen2_config
 from workbench.models.tokenizer import build_tokenizer, format_prompt
 from workbench.rl import RLConfig, RLTask, RewardSpec, train
@@ -27,6 +28,7 @@ def main(out_prefix: str) -> None:
     sampled = sum(h["groups_sampled"] for h in res.history)
     with open(f"{out_prefix}.{rank}.json", "w") as f:
         json.dump({"streak": res.prompt_history.streak, "groups_sampled": sampled, "world": PartialState().num_processes}, f)
+    finish()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import random
 import sys
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from safetensors.torch import save_file
 from transformers import Qwen2ForCausalLM
 
@@ -46,6 +46,16 @@ def main(out: str, agg: str) -> None:
         after = {f"after.{k}": v.detach().contiguous() for k, v in acc.unwrap_model(model).state_dict().items()
                  if k != "lm_head.weight"}  # tied to the embedding
         save_file({**before, **after, "world": torch.tensor(acc.num_processes)}, out)
+    finish()
+
+
+def finish() -> None:
+    """Every process waits for the others, then tears the process group down before exiting: a process
+    that exits with its gloo group alive aborts at interpreter exit now and then ("terminate called
+    without an active exception", SIGABRT), which fails torchrun although the update was right."""
+    PartialState().wait_for_everyone()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,12 +20,25 @@ def launch_two(env: dict) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", env["MASTER_PORT"]]
 
 
+def free_port() -> str:
+    """A port the OS says is free now (a pid-derived port can collide with another run's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def run_two(env: dict, script: list[str]) -> None:
+    """Run `script` on 2 processes; on failure, the workers' own last stderr lines are the message."""
+    done = subprocess.run(launch_two(env) + script, env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n" + "\n".join(done.stderr.splitlines()[-40:])
+
+
 @pytest.mark.parametrize("agg", ["token-mean", pytest.param("seq-mean-token-mean", marks=pytest.mark.slow)])
 def test_two_processes_equal_one(tmp_path, agg):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + (os.getpid() % 1000))}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": free_port()}
     one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
     subprocess.run([sys.executable, WORKER, str(one), agg], check=True, env=env, timeout=300)
-    subprocess.run(launch_two(env) + [WORKER, str(two), agg], check=True, env=env, timeout=300, capture_output=True)
+    run_two(env, [WORKER, str(two), agg])
     a, b = load_file(str(one)), load_file(str(two))
     assert int(a.pop("world")) == 1 and int(b.pop("world")) == 2, "the second run must really have two processes"
     assert a.keys() == b.keys() and len(a) > 0
@@ -39,8 +53,8 @@ def test_two_processes_share_one_prompt_history(tmp_path):
     """With GRESO selective rollouts each process draws its own prompts, but every process applies all
     processes' group outcomes: both end with the same history, which counts every group sampled."""
     worker = os.path.join(os.path.dirname(__file__), "dist_selective_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29600 + (os.getpid() % 1000))}
-    subprocess.run(launch_two(env) + [worker, str(tmp_path / "h")], check=True, env=env, timeout=300, capture_output=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": free_port()}
+    run_two(env, [worker, str(tmp_path / "h")])
     a, b = (json.load(open(tmp_path / f"h.{r}.json")) for r in (0, 1))
     assert a["world"] == b["world"] == 2
     assert a["streak"] == b["streak"] and a["groups_sampled"] == b["groups_sampled"] == 3 * 4
