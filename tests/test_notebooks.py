@@ -89,3 +89,19 @@ def test_bad_parameter_fails_with_one_sentence(params, needle, isolated_outputs)
         pm.execute_notebook(path, str(isolated_outputs / "bad.ipynb"), parameters=params, progress_bar=False,
                             cwd=os.path.dirname(path), kernel_name="python3")
     assert err.value.ename == "ParameterError" and needle in err.value.evalue
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+def test_papermill_sees_every_parameter(path):
+    """`papermill --help-notebook` (and `-p`) only know the parameters papermill can parse: a comment it
+    trips on (an `=` inside it) silently drops that parameter from the help."""
+    import ast
+
+    import papermill as pm
+
+    nb = json.load(open(path))
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    names = [n.target.id if isinstance(n, ast.AnnAssign) else n.targets[0].id for n in tree.body
+             if isinstance(n, (ast.AnnAssign, ast.Assign))]
+    assert sorted(pm.inspect_notebook(path)) == sorted(names)

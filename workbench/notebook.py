@@ -239,7 +239,7 @@ class Results:
         path = os.path.join(outputs_dir(self.notebook), "results.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
+            json.dump(self.to_dict(), f, indent=1, allow_nan=False)
         os.replace(tmp, path)
         return path
 
@@ -250,14 +250,16 @@ class Results:
 
 
 def _jsonable(x: Any) -> Any:
+    """Plain JSON values: arrays and scalars of numpy/torch as lists and numbers, NaN and ±inf as null (an
+    MDE that no budget reaches, a metric of a run that never updated), so results.json is strict JSON."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
-        return x.item()
+        return _jsonable(x.item())
     if hasattr(x, "tolist"):
-        return x.tolist()
-    if isinstance(x, float) and x != x:
+        return _jsonable(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
         return None
     return x

@@ -195,6 +195,8 @@ def _evidence(e: dict | None) -> str:
 
 
 def _fmt(x) -> str:
+    if x is None:  # a non-finite number in results.json (an MDE no budget reaches)
+        return "—"
     if isinstance(x, float):
         return f"{x:.4g}"
     if isinstance(x, dict):

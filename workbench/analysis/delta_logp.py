@@ -118,7 +118,7 @@ def rollout_token_stats(rl_model, base_model, tokenizer, problems: Sequence, *, 
     """
     if len(problems) == 0:
         raise ValueError("rollout_token_stats got no problems")
-    gen = sample(rl_model, tokenizer, [format_prompt(p.question) for p in problems], num_samples=num_samples,
+    gen = sample(rl_model, tokenizer, [format_prompt(p.question, tokenizer) for p in problems], num_samples=num_samples,
                  temperature=temperature, max_new_tokens=max_new_tokens, generator=torch.Generator().manual_seed(seed))
     rows = [p for p in problems for _ in range(num_samples)]
     ids = torch.cat([gen.prompt_ids, gen.completion_ids], 1)  # [N, P + T]: left pads, prompt, response, right pads
@@ -176,7 +176,7 @@ def replacement_experiment(base_model, rl_model, tokenizer, problems: Sequence, 
     per_prompt, summary = [], []
     for seed, shard in zip(seeds, shards):
         chosen = [problems[i] for i in shard]
-        ids, mask = encode_prompts(tokenizer, [format_prompt(p.question) for p in chosen], _device(base_model))
+        ids, mask = encode_prompts(tokenizer, [format_prompt(p.question, tokenizer) for p in chosen], _device(base_model))
         curve = replacement_curve(base_model, rl_model, ids, mask, tokenizer=tokenizer,
                                   score_fn=lambda i, text, chosen=chosen: score_fn(chosen[i], text), budgets=budgets,
                                   selectors=selectors, seeds=(seed,), max_new_tokens=max_new_tokens,
@@ -233,7 +233,7 @@ def extrapolation_sweep(rl_model, base_model, tokenizer, problems: Sequence, lam
     for lam in lams:
         for start in range(0, len(problems), batch_size):
             chunk = problems[start:start + batch_size]
-            ids, mask = encode_prompts(tokenizer, [format_prompt(p.question) for p in chunk], _device(rl_model))
+            ids, mask = encode_prompts(tokenizer, [format_prompt(p.question, tokenizer) for p in chunk], _device(rl_model))
             out = extrapolated_generate(rl_model, base_model, ids, mask, lam=float(lam), max_new_tokens=max_new_tokens,
                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
             for b, p in enumerate(chunk):

@@ -99,7 +99,7 @@ def load_models(P: Params) -> Models:
     else:
         cfg = RLConfig.for_method("grpo", **{**ARITH_RL_CPU, **P.rl_overrides, "steps": P.rl_steps, "seed": P.seed,
                                             "eval_every": 0, "max_new_tokens": P.max_new_tokens, "progress": False})
-        rl = train(copy.deepcopy(base), tokenizer, arithmetic_task(), cfg).model.eval()
+        rl = train(copy.deepcopy(base), tokenizer, arithmetic_task(tokenizer=tokenizer), cfg).model.eval()
         rl_name = f"{P.base_model} + {P.rl_steps} GRPO steps"
     summary = f"base: {P.base_model} ({sum(p.numel() for p in base.parameters()) / 1e6:.2f}M parameters on {base.device}); RL: {rl_name}"
     return Models(base, rl, tokenizer, rl_name, summary)
@@ -170,7 +170,7 @@ def inspect_rollout(m: Models, stats: TokenStatistics, one: OneRollout, k: int =
     """The token inspector's numbers for rollout `one`, base = A and RL = B (`rl.inspect.inspect_tokens`): at every
     token the top-`k` alternatives under both models, log π, Δlog p, entropy and every registered token weight."""
     rows = stats.frame[stats.frame["seq_id"] == one.seq_id]
-    prompt, _ = encode_prompts(m.tokenizer, [format_prompt(rows["question"].iloc[0])])
+    prompt, _ = encode_prompts(m.tokenizer, [format_prompt(rows["question"].iloc[0], m.tokenizer)])
     completion = torch.as_tensor(rows["token_id"].to_numpy(dtype=np.int64))
     return inspect_tokens(m.base, m.rl, m.tokenizer, prompt[0], completion, names=("base", "RL"), k=k)
 
@@ -303,7 +303,7 @@ class Reweighting:
 def reweighting(m: Models, P: Params) -> Reweighting:
     """`reweighting_comparison` from the base for `rw_seeds` seeds (`seed`, `seed + 1`, …), α = `rw_alpha`,
     `rw_steps` DAPO steps at lr `rw_lr` with the preset's `rw_config`."""
-    res = reweighting_comparison(m.base, m.tokenizer, arithmetic_task(), seeds=[P.seed + i for i in range(P.rw_seeds)],
+    res = reweighting_comparison(m.base, m.tokenizer, arithmetic_task(tokenizer=m.tokenizer), seeds=[P.seed + i for i in range(P.rw_seeds)],
                                  alpha=P.rw_alpha, **{**P.rw_config, "steps": P.rw_steps, "lr": P.rw_lr,
                                                       "max_new_tokens": P.max_new_tokens})
     final = res.runs.groupby("variant")["final_accuracy"].agg(["mean", "std", "min", "max", "count"])

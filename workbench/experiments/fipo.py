@@ -101,8 +101,8 @@ class Setup:
 def load(P: Params) -> Setup:
     """Seed with `P.seed`, build `long_arithmetic_task()` and load `P.model`."""
     seed_everything(P.seed)
-    task = long_arithmetic_task()
     policy, tokenizer = load_model(P.model, device=P.device)
+    task = long_arithmetic_task(tokenizer=tokenizer)
     info = {k: v for k, v in getattr(policy, "workbench_info", {}).items() if k != "history"}
     summary = (f"{P.model}: {sum(p.numel() for p in policy.parameters()) / 1e6:.2f}M parameters on {policy.device}\n"
                f"zoo info: {info}\ntask: {task.name}; seeds {seeds(P)}; {P.steps} steps × {P.num_prompts} prompts × "
@@ -184,7 +184,8 @@ def dapo_vs_fipo(s: Setup, P: Params) -> MethodComparison:
     rollout_length = last_quarter.groupby(["run", "seed"], as_index=False)["response_length"].mean()
     length = compare_final(rollout_length, "response_length", "FIPO", "DAPO")
     heldout_length = compare_final(final, "eval_length", "FIPO", "DAPO")
-    weights_seen = curves[(curves["run"] == "FIPO") & curves["weight_mean"].notna()]["weight_mean"]
+    weights_seen = (curves[(curves["run"] == "FIPO") & curves["weight_mean"].notna()]["weight_mean"]
+                    if "weight_mean" in curves else pd.Series(dtype=float))  # absent when every FIPO step was skipped
     base_acc = float(final["base_accuracy"].iloc[0])
     metrics = {"dapo_final_accuracy": acc["DAPO"], "fipo_final_accuracy": acc["FIPO"], "base_accuracy": base_acc,
                "dapo_rollout_length_last_quarter": length["DAPO"], "fipo_rollout_length_last_quarter": length["FIPO"],

@@ -80,7 +80,7 @@ def eval_problems(P: Params) -> list:
 def heldout(policy, tokenizer, P: Params) -> EvalResult:
     """Greedy accuracy and pass@k (k = `pass_ks(P)`, max(k) samples per problem at `P.temperature`, from a
     generator seeded with `P.seed`) on `eval_problems(P)`, completions capped at `P.max_new_tokens`."""
-    return evaluate(policy, tokenizer, arithmetic_task(), eval_problems(P), k=pass_ks(P), temperature=P.temperature,
+    return evaluate(policy, tokenizer, arithmetic_task(tokenizer=tokenizer), eval_problems(P), k=pass_ks(P), temperature=P.temperature,
                     max_new_tokens=P.max_new_tokens, generator=torch.Generator().manual_seed(P.seed))
 
 
@@ -98,7 +98,7 @@ class Samples:
 def sample_responses(policy, tokenizer, P: Params) -> Samples:
     """One response per problem at `P.temperature` (generator seeded with `P.seed`)."""
     shown = eval_problems(P)[:P.n_show]
-    gen = sample(policy, tokenizer, [format_prompt(p.question) for p in shown], temperature=P.temperature,
+    gen = sample(policy, tokenizer, [format_prompt(p.question, tokenizer) for p in shown], temperature=P.temperature,
                  max_new_tokens=P.max_new_tokens, generator=torch.Generator().manual_seed(P.seed))
     correct = [arithmetic.reward(text, p.answer) >= 1 for p, text in zip(shown, gen.texts)]
     report = "\n".join(f"Q: {p.question}\n{text}\n  -> {'correct' if ok else f'wrong (expected {p.answer})'}\n"
@@ -155,7 +155,7 @@ def rl_run(policy, tokenizer, P: Params, base: EvalResult) -> RLRun:
     one base number, and its per-problem correctness gives the curve's step 0 without a second evaluation;
     `after` is measured on the same problems.
     """
-    task, problems = arithmetic_task(), eval_problems(P)
+    task, problems = arithmetic_task(tokenizer=tokenizer), eval_problems(P)
     if P.rl_steps is None:
         if P.model != "tiny-arith":
             raise ParameterError(f"parameter 'rl_steps' must be set for model {P.model!r} (only tiny-arith has a cached RL run)")

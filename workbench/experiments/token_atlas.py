@@ -122,7 +122,7 @@ def text_pair(P: Params) -> Pair:
     """`P.text_model` and `P.text_rl_model` (or a GRPO copy trained for `text_rl_steps`), arithmetic task."""
     seed_everything(P.seed)
     base, tok = load_model(P.text_model, device=P.device)
-    task = arithmetic_task()
+    task = arithmetic_task(tokenizer=tok)
     config = {**ARITH_RL_CPU, "max_new_tokens": P.max_new_tokens}
     if P.text_rl_steps is None:
         rl, _ = load_model(P.text_rl_model, device=P.device)

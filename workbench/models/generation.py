@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from workbench.models.scoring import output_cache, position_ids_from_mask, vision_token_types, with_cache
+from workbench.models.tokenizer import check_chat_format
 from workbench.models.decode_attention import decode_attention
 from workbench.models.kv_cache import preallocated_cache
 
@@ -44,6 +45,7 @@ def encode_prompts(tokenizer, prompts: Sequence[str], device: torch.device | str
     chat formats are built that way."""
     if len(prompts) == 0:
         raise ValueError("no prompts given")
+    check_chat_format(tokenizer, prompts)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:

@@ -58,14 +58,36 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
-def format_prompt(question: str) -> str:
-    """The chat prompt for one user turn, ending where the assistant's response begins."""
-    return f"{USER}{question}{ASSISTANT}"
+def format_prompt(question: str, tokenizer=None) -> str:
+    """The chat prompt for one user turn, ending where the assistant's response begins.
+
+    With a `tokenizer` that has a chat template of its own (a real checkpoint's: ChatML for Qwen), the
+    prompt is that template applied to the turn with `add_generation_prompt=True`; with none, or with the
+    workbench's (the zoo's models), it is ``<|user|>{question}<|assistant|>``."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not template or template == CHAT_TEMPLATE:
+        return f"{USER}{question}{ASSISTANT}"
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                         tokenize=False)
 
 
-def format_example(question: str, response: str) -> tuple[str, str]:
-    """(prompt, completion) strings for SFT: the completion ends with the EOS token."""
-    return format_prompt(question), response + EOS
+def format_example(question: str, response: str, tokenizer=None) -> tuple[str, str]:
+    """(prompt, completion) strings for SFT: the completion ends with the EOS token (the tokenizer's)."""
+    return format_prompt(question, tokenizer), response + (tokenizer.eos_token if tokenizer is not None else EOS)
+
+
+def check_chat_format(tokenizer, prompts) -> None:
+    """ValueError when a prompt is in the workbench's chat format but `tokenizer` does not know it (a real
+    checkpoint's tokenizer would split ``<|user|>`` into bytes and the model would see a format it was
+    never trained on): such prompts must come from `format_prompt(question, tokenizer)`."""
+    if not any(USER in p for p in prompts):
+        return
+    known = tokenizer.convert_tokens_to_ids(USER)
+    if known is None or known == getattr(tokenizer, "unk_token_id", None):
+        row = next(i for i, p in enumerate(prompts) if USER in p)
+        raise ValueError(f"prompt {row} is in the workbench's chat format ({USER}...{ASSISTANT}) but this tokenizer "
+                         f"has no {USER} token: build prompts with format_prompt(question, tokenizer), which applies "
+                         "the checkpoint's own chat template")
 
 
 def token_strings(tokenizer, ids) -> list[str]:

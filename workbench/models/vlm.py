@@ -28,7 +28,7 @@ from transformers import (AutoProcessor, PretrainedConfig, Qwen2_5_VLConfig, Qwe
                           Qwen2_5_VLProcessor)
 
 from workbench.models.scoring import modality_ids
-from workbench.models.tokenizer import ASSISTANT, EOS, USER, build_tokenizer
+from workbench.models.tokenizer import ASSISTANT, EOS, USER, build_tokenizer, check_chat_format
 
 IMAGE_SIZE, PATCH_SIZE, MERGE_SIZE = 112, 14, 2
 VISION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -84,6 +84,44 @@ class _ProcessorKey(PretrainedConfig):  # registry key only: AutoProcessor finds
 
 
 AutoProcessor.register(_ProcessorKey, WorkbenchVLProcessor, exist_ok=True)
+
+
+def load_vl_processor(path: str) -> WorkbenchVLProcessor:
+    """The processor of a local Qwen2.5-VL folder, as a `WorkbenchVLProcessor`.
+
+    A zoo folder loads through `AutoProcessor`. A downloaded one names transformers' `Qwen2_5_VLProcessor`,
+    whose loader also builds a video processor that needs torchvision (not installed here, and
+    `workbench.models.video` patchifies frames itself): its image processor, tokenizer and chat template
+    (`chat_template.json` / `.jinja`, else the tokenizer's) are loaded one by one instead, and nothing
+    else of the folder is used.
+    """
+    import json
+    import os
+
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    classes = set()
+    for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(path, name)):
+            with open(os.path.join(path, name)) as f:
+                classes.add(json.load(f).get("processor_class"))
+    if WorkbenchVLProcessor.__name__ in classes:
+        return AutoProcessor.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    template = tokenizer.chat_template
+    if os.path.exists(os.path.join(path, "chat_template.jinja")):
+        with open(os.path.join(path, "chat_template.jinja")) as f:
+            template = f.read()
+    elif os.path.exists(os.path.join(path, "chat_template.json")):
+        with open(os.path.join(path, "chat_template.json")) as f:
+            template = json.load(f)["chat_template"]
+    if not template:
+        raise ValueError(f"{path} has no chat template (chat_template.json, chat_template.jinja or the tokenizer's): "
+                         "the prompts of a real checkpoint are built with its own template")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return WorkbenchVLProcessor(image_processor=AutoImageProcessor.from_pretrained(path), tokenizer=tokenizer,
+                                chat_template=template)
 
 
 def build_processor(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE, merge_size: int = MERGE_SIZE):
@@ -209,6 +247,7 @@ def encode_vl_prompts(processor, texts: Sequence[str], images: Sequence, *, padd
         raise ValueError("no prompts given")
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    check_chat_format(processor.tokenizer, texts)
     flat = _flatten_images(texts, images, processor.image_token)
     tok = processor.tokenizer
     side, tok.padding_side = tok.padding_side, padding_side

@@ -174,12 +174,12 @@ def _load_local(path: str, device: torch.device, dtype):
                                 "tokenizer (or processor) with the checkpoint")
     torch_dtype = resolve_dtype(dtype, device)
     if getattr(config, "vision_config", None) is not None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
-        from workbench.models import vlm  # noqa: F401  (registers the offline processor class with AutoProcessor)
+        from workbench.models.vlm import load_vl_processor
 
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype)
-        tok = AutoProcessor.from_pretrained(path)
+        tok = load_vl_processor(path)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         tok = AutoTokenizer.from_pretrained(path)

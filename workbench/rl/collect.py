@@ -84,6 +84,9 @@ class SamplingStats:
     rows_dropped: int = 0  # rows the filters removed (whole dropped groups and single rows, e.g. TGRL's expert filter)
     frac_zero_std_groups: float = 0.0
     completion_tokens: int = 0
+    rows_sampled: int = 0  # completions sampled over every round, kept or dropped
+    reward_sum: float = 0.0  # their total (shaped) reward and total length: a skipped step still reports both
+    length_sum: int = 0
     prompt_outcomes: list = field(default_factory=list)  # (prompt, group had all-equal rewards) per group, with a prompt history
 
 
@@ -151,6 +154,9 @@ def collect_rollout(model, tokenizer, task: Task, cfg: CollectConfig, *, generat
         stats.groups_sampled += len(problems)
         stats.completion_tokens += int(ro.completion_mask.sum())  # tokens sampled, before overlong filtering
         ro = shape_rewards(ro, cfg)
+        stats.rows_sampled += len(ro)
+        stats.reward_sum += float(ro.rewards.sum())
+        stats.length_sum += int(ro.lengths.sum())
         gs = group_stats(ro.rewards, ro.group_ids)
         if prompt_history is not None:
             first_rows = torch.searchsorted(ro.group_ids.contiguous(), gs.group_ids)  # rows are group-major

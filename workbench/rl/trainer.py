@@ -212,8 +212,9 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
                 update = update_policy(model, optimizer, scheduler, accelerator, rollout, adv, cfg, seeded_generator(cfg.seed, step, 7919))
                 model.eval()
                 metrics.update(rollout_metrics(rollout, update), **adv_metrics)
-            else:
-                metrics["skipped"] = 1
+            else:  # every group dropped (e.g. all-equal rewards under dynamic sampling): no update, but what was sampled
+                rows = max(stats.rows_sampled, 1)
+                metrics.update(skipped=1, reward_mean=stats.reward_sum / rows, response_length=stats.length_sum / rows)
             metrics.update(sampling_metrics(stats, accelerator, time.time() - t0, t_gen, scheduler.get_last_lr()[0]))
             if eval_problems and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
                 metrics["eval_accuracy"] = evaluate(policy, tokenizer, task, eval_problems).accuracy
