@@ -37,18 +37,19 @@ from bench_grpo_trl import Settings, digit_share_task, run_ours, run_trl  # noqa
 from workbench.utils import repo_root, resolve_device, seed_everything  # noqa: E402
 
 
-def full_length_model(seed: int, max_positions: int, vocab_size: int | None = None):
+def full_length_model(seed: int, max_positions: int, vocab_size: int | None = None, tokenizer=None):
     """A random tiny Qwen2 (our char tokenizer) that never ends a completion: its tied LM head gets a bias of
     −10⁴ on EOS, so sampling and scoring see full-length completions on both sides. `vocab_size` widens the LM
     head (and the embedding) to that many ids; ids past the tokenizer's get the same −10⁴ bias, so they are never
-    sampled but every logit, softmax and log-prob is computed over the full vocabulary, as for a real one."""
+    sampled but every logit, softmax and log-prob is computed over the full vocabulary, as for a real one.
+    `tokenizer`: another tokenizer (e.g. `models.bpe.bpe_tokenizer(32768)`; None: our char tokenizer)."""
     from transformers import Qwen2ForCausalLM
 
     from workbench.models.tiny import tiny_qwen2_config
     from workbench.models.tokenizer import build_tokenizer
 
     seed_everything(seed)
-    tok = build_tokenizer()
+    tok = tokenizer if tokenizer is not None else build_tokenizer()
     model = Qwen2ForCausalLM(tiny_qwen2_config(max(len(tok), vocab_size or 0), max_positions=max_positions))
     for cfg in (model.config, model.generation_config):
         cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id

@@ -177,12 +177,12 @@ def digit_share(completion: str, problem) -> float:
     return sum(c.isdigit() for c in completion) / max(1, len(completion))
 
 
-def digit_share_task() -> RLTask:
+def digit_share_task(tokenizer=None) -> RLTask:
     """Arithmetic prompts rewarded by `digit_share`. A random model never answers right, so exact match would give
     every completion 0, every advantage 0, and our update (which leaves zero-advantage rows out) nothing to do:
     the comparison would time our sampler against TRL's sampler + update. Two completions almost never share a
     digit share, so both sides update on every row."""
-    return replace(arithmetic_task(), rewards=[RewardSpec("digit_share", digit_share)])
+    return replace(arithmetic_task(tokenizer=tokenizer), rewards=[RewardSpec("digit_share", digit_share)])
 
 
 def step_problems(task: RLTask, s: Settings, total_steps: int) -> list:

@@ -206,9 +206,11 @@ def replacement(m: Models, P: Params) -> Replacement:
                "budget_to_reach_rl_accuracy": reach.round(4).to_dict(), "budget_to_reach_90pct_of_gap": reach90.round(4).to_dict(),
                "replacement_curve": summary.groupby(["selector", "budget"])[["accuracy", "changed_frac"]].mean()
                .round(4).reset_index().to_dict(orient="records")}
-    report = (f"greedy accuracy on {P.n_replace} held-out problems: base {base_acc:.1%}, RL {rl_acc:.1%}\n"
+    report = (f"greedy accuracy on {P.n_replace} held-out problems: base {base_acc:.1%}, RL {rl_acc:.1%}\n" + (
+              "the RL model is not above the base: there is no gap to close (budget 0 already reaches the RL accuracy)"
+              if rl_acc <= base_acc else
               "budget needed to reach the RL accuracy (interpolated): " + ", ".join(f"{k} {v:.3f}" for k, v in reach.items())
-              + "\nbudget needed to close 90% of the gap: " + ", ".join(f"{k} {v:.3f}" for k, v in reach90.items()))
+              + "\nbudget needed to close 90% of the gap: " + ", ".join(f"{k} {v:.3f}" for k, v in reach90.items())))
     measured = {k: (None if np.isnan(v) else round(float(v), 4)) for k, v in reach.items()}
     return Replacement(summary, base_acc, rl_acc, reach, reach90, P.replace_seeds, metrics, measured, report)
 

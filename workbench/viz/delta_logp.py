@@ -28,6 +28,11 @@ def plot_kind_panels(frame: pd.DataFrame, kinds: pd.DataFrame, column: str = "de
     return fig
 
 
+def _budget(value) -> str:
+    """A reach budget for a title or legend: NaN (not reached before budget 1) reads "never"."""
+    return "never" if pd.isna(value) else f"{value:.2f}"
+
+
 def plot_replacement_curves(summary: pd.DataFrame, reach: pd.Series, base_acc: float, rl_acc: float, n_seeds: int):
     """Left: seed-mean accuracy vs budget per selector, band ± standard error of the mean over seeds (disjoint
     prompt shards); right: the same runs vs the fraction of positions whose token changed.
@@ -40,7 +45,8 @@ def plot_replacement_curves(summary: pd.DataFrame, reach: pd.Series, base_acc: f
     for name, g in summary.groupby("selector", sort=False):
         agg = g.groupby("budget").agg(mean=("accuracy", "mean"), sem=("accuracy", "sem"), changed=("changed_frac", "mean"))
         band = agg["sem"].fillna(0.0)
-        line, = axes[0].plot(agg.index, agg["mean"], marker="o", ms=3, label=f"{name} (reach {reach[name]:.2f})")
+        label = name if rl_acc <= base_acc else f"{name} (reach {_budget(reach[name])})"
+        line, = axes[0].plot(agg.index, agg["mean"], marker="o", ms=3, label=label)
         axes[0].fill_between(agg.index, agg["mean"] - band, agg["mean"] + band, color=line.get_color(), alpha=0.12, lw=0)
         axes[1].plot(agg["changed"], agg["mean"], marker="o", ms=3, color=line.get_color(), label=name)
     for ax in axes:
@@ -48,8 +54,10 @@ def plot_replacement_curves(summary: pd.DataFrame, reach: pd.Series, base_acc: f
         ax.axhline(base_acc, color="grey", ls=":", lw=0.8, label=f"base model {base_acc:.0%}")
     axes[0].set(xlabel="budget: fraction of base-decode positions given the RL token",
                 ylabel=f"held-out greedy accuracy (band: ± s.e. over {n_seeds} seeds)",
-                title=f"Δlog p reaches RL accuracy at budget {reach['delta_logp']:.2f} "
-                      f"(entropy {reach['entropy']:.2f}, KL {reach['kl']:.2f})")
+                title=(f"RL model ({rl_acc:.0%}) not above the base ({base_acc:.0%}): no gap to close"
+                       if rl_acc <= base_acc else
+                       f"Δlog p reaches RL accuracy at budget {_budget(reach['delta_logp'])} "
+                       f"(entropy {_budget(reach['entropy'])}, KL {_budget(reach['kl'])})"))
     axes[1].set(xlabel="fraction of positions whose token actually changed", title="Same runs vs tokens changed")
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
