@@ -154,3 +154,17 @@ def test_html_export_is_offline_and_linked_from_the_report(tmp_path):
     (out_dir / "results.json").write_text(json.dumps({"notebook": "99_x", "preset": "smoke", "claims": []}))
     report = open(build_report(str(tmp_path / "outputs"), str(tmp_path / "figures"))).read()
     assert "[99_x](99_x/99_x.html)" in report
+
+
+def test_results_table_shows_verdicts_and_no_raw_dicts(tmp_path, monkeypatch):
+    from workbench.evaluation.verdicts import decide_paired
+    from workbench.notebook import Results
+
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path))
+    r = Results("99_test", "smoke", 0)
+    v = decide_paired([0.1, 0.0, 0.2, 0.1], [0.0, 0.0, 0.0, 0.0], sesoi=0.02)
+    r.claim("c", "treatment beats control", paper="it does", measured={"gain": {"mean": 0.1, "ci": [0.0, float("inf")]}},
+            verdict=v)
+    table = r._repr_markdown_()
+    assert "| verdict |" in table and f"**{v.verdict}**" in table and "{" not in table and "inf" not in table
+    assert "gain: (mean: 0.1, ci: [0, —])" in table

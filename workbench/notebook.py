@@ -244,9 +244,38 @@ class Results:
         return path
 
     def _repr_markdown_(self) -> str:
-        rows = ["| claim | paper | measured | holds |", "|---|---|---|---|"]
-        rows += [f"| {c.claim} | {c.paper} | {c.measured} | {'yes' if c.holds else 'no'} |" for c in self.claims]
+        rows = ["| claim | paper | measured | verdict | evidence |", "|---|---|---|---|---|"]
+        rows += [f"| {c.claim} | {format_value(c.paper)} | {format_value(_jsonable(c.measured))} | "
+                 f"**{c.verdict or ('holds' if c.holds else 'does not hold')}** | {format_evidence(_jsonable(c.evidence))} |"
+                 for c in self.claims]
         return "\n".join(rows)
+
+
+def format_value(x) -> str:
+    """A claim's number for a table cell (the notebook's results table, REPORT.md): floats to 4 significant
+    digits, dicts as ``key: value`` pairs (nested ones in parentheses), lists element-wise, null as —."""
+    if x is None:  # a non-finite number in results.json (an MDE no budget reaches)
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    if isinstance(x, dict):
+        return ", ".join(f"{k}: ({format_value(v)})" if isinstance(v, dict) else f"{k}: {format_value(v)}"
+                         for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in x) + "]"
+    return str(x).replace("|", "/")
+
+
+def format_evidence(e: dict | None) -> str:
+    """The numbers behind a verdict in one cell: effect [CI], n, MDE vs SESOI, the reason, the budget."""
+    if not e:
+        return ""
+    ci = e.get("ci") or [None, None]
+    text = (f"effect {format_value(e['effect'])} [{format_value(ci[0])}, {format_value(ci[1])}], n {e['n']}, "
+            f"MDE {format_value(e['mde'])} vs SESOI {format_value(e['sesoi'])}: {e['reason']}")
+    if e.get("budget"):
+        text += f"; ≈ {e['budget']} pairs would reach the SESOI"
+    return text.replace("|", "/")
 
 
 def _jsonable(x: Any) -> Any:

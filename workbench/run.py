@@ -25,6 +25,7 @@ import re
 import sys
 import time
 
+from workbench.notebook import format_evidence, format_value
 from workbench.run_plan import describe, plan
 from workbench.utils import HEADLESS_ENV, repo_root
 
@@ -170,8 +171,8 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
         for c in claims:
             holds = {True: "holds", False: "**does not hold**", None: "–"}[c.get("holds")]
             verdict = f"**{c['verdict']}**" if c.get("verdict") else f"{holds} (no verdict)"
-            lines.append(f"| {nb_cell} | {res.get('paper', '')} | {c['claim']} | {_fmt(c.get('paper'))} | "
-                         f"{_fmt(c.get('measured'))} | {verdict} | {_evidence(c.get('evidence'))} | {res.get('preset')} | "
+            lines.append(f"| {nb_cell} | {res.get('paper', '')} | {c['claim']} | {format_value(c.get('paper'))} | "
+                         f"{format_value(c.get('measured'))} | {verdict} | {format_evidence(c.get('evidence'))} | {res.get('preset')} | "
                          f"{res.get('runtime_s')} s | {fig_cell} |")
     for nb, r in failed.items():
         lines.append(f"| {nb} | | **run failed**: {r['error']} | | | | | | {r['seconds']} s | |")
@@ -180,28 +181,6 @@ def build_report(outputs_root: str, figures_root: str, runs: list[dict] | None =
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
-
-
-def _evidence(e: dict | None) -> str:
-    """The numbers behind a verdict in one cell: effect [CI], n, MDE vs SESOI, the reason, the budget."""
-    if not e:
-        return ""
-    ci = e.get("ci") or [float("nan"), float("nan")]
-    text = (f"effect {_fmt(e['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}], n {e['n']}, MDE {_fmt(e['mde'])} "
-            f"vs SESOI {_fmt(e['sesoi'])}: {e['reason']}")
-    if e.get("budget"):
-        text += f"; ≈ {e['budget']} pairs would reach the SESOI"
-    return text.replace("|", "/")
-
-
-def _fmt(x) -> str:
-    if x is None:  # a non-finite number in results.json (an MDE no budget reaches)
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    if isinstance(x, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items())
-    return str(x).replace("|", "/")
 
 
 def main(argv: list[str] | None = None) -> int:
