@@ -16,10 +16,10 @@ The random models get the digit-share reward (`bench_grpo_trl.digit_share_task`;
 everywhere). Targets (issue 27): ours / TRL ≥ 2 in completion tokens/s and ≤ 0.8 in peak memory, at every shape.
 
 Levers: each of our update's levers is turned off in turn (one more run of ours per lever and shape), and the row
-gives that run against ours with every lever on: `skip_zero_advantage` (rows whose advantage is 0 everywhere leave
+gives that run against ours with the defaults: `skip_zero_advantage` (rows whose advantage is 0 everywhere leave
 the update), `share_prompts` (each group's prompt runs once, its completions on its KV cache), and `logits_chunk`
-(off by default; its row turns it *on* at 256 completion tokens per chunk: no [B, T, V] logits). Rows go to
-outputs/bench/grpo_trl.json.
+(automatic: 256 completion tokens per LM-head chunk, no [B, T, V] logits, at vocabularies of 16,384 ids and
+more; its row flips it: off at `vocab32k`, on elsewhere). Rows go to outputs/bench/grpo_trl.json.
 """
 
 from __future__ import annotations
@@ -37,15 +37,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grpo_growth import full_length_model  # noqa: E402
 from bench_grpo_trl import Settings, digit_share_task, load_base, make_rows, run_ours, run_trl  # noqa: E402
 
+from workbench.rl import RLConfig  # noqa: E402
+from workbench.rl.config import AUTO_LOGITS_CHUNK, resolve_logits_chunk  # noqa: E402
 from workbench.rl.tasks import arithmetic_task  # noqa: E402
 from workbench.utils import repo_root, resolve_device  # noqa: E402
 
 TARGET_SPEED, TARGET_MEMORY = 2.0, 0.8
 #: shape -> (prompts, G, max new tokens)
 SHAPES = {"arith": (8, 8, 48), "long": (4, 8, 256), "vocab32k": (8, 8, 48)}
-#: lever -> the RLConfig change of its run (each lever off; logits_chunk, off by default, on)
+#: lever -> the RLConfig change of its run (each lever off; logits_chunk flipped from what auto picks, see `lever_change`)
 LEVERS = {"skip_zero_advantage": {"skip_zero_advantage": False}, "share_prompts": {"share_prompts": False},
-          "logits_chunk": {"logits_chunk": 256}}
+          "logits_chunk": None}
+
+
+def lever_change(lever: str, model) -> tuple[dict, str]:
+    """The RLConfig change of a lever's run and its label. `logits_chunk` is automatic (`rl.config.resolve_logits_chunk`:
+    on at large vocabularies): its run turns it off where auto turns it on, and on (256) where auto leaves it off."""
+    if LEVERS[lever] is not None:
+        return LEVERS[lever], "off"
+    auto_on = resolve_logits_chunk(RLConfig(), model).logits_chunk > 0
+    return ({"logits_chunk": 0}, "off") if auto_on else ({"logits_chunk": AUTO_LOGITS_CHUNK}, "on")
 
 
 def shape_setup(shape: str, seed: int):
@@ -80,10 +91,11 @@ def run_shape(shape: str, s: Settings, device, seed: int, levers: bool) -> list[
     print(f"{shape:<9} ours {rate(ours):8.1f} tok/s {ours.peak_mem_bytes / 2**20:7.1f} MiB | TRL {rate(trl):8.1f} tok/s "
           f"{trl.peak_mem_bytes / 2**20:7.1f} MiB | speed {rows[0]['ratio']:.2f}x (>= {TARGET_SPEED}: {rows[0]['meets']}) "
           f"memory {rows[1]['ratio']:.2f}x (<= {TARGET_MEMORY}: {rows[1]['meets']})", flush=True)
-    for lever, change in (LEVERS.items() if levers else ()):
+    for lever in (LEVERS if levers else ()):
+        change, state = lever_change(lever, base)
         r = run_ours(base, tok, task, s, device, **change)
         speed, memory = rate(r) / rate(ours), r.peak_mem_bytes / max(ours.peak_mem_bytes, 1)
-        rows.append({"name": f"lever {lever} {'on' if lever == 'logits_chunk' else 'off'} at {shape}",
+        rows.append({"name": f"lever {lever} {state} at {shape}",
                      "unit": "ratio to ours with the defaults", "change": change, "shape": shape,
                      "speed_ratio": speed, "memory_ratio": memory, "tokens_per_s": rate(r),
                      "peak_mib": r.peak_mem_bytes / 2**20})

@@ -202,8 +202,8 @@ def run_ours(base, tok, task: RLTask, s: Settings, device: torch.device, gradien
     cfg = RLConfig(loss="grpo", advantage="grpo", num_prompts=s.num_prompts, num_generations=s.num_generations,
                    max_new_tokens=s.max_new_tokens, temperature=1.0, top_p=1.0, lr=s.lr, weight_decay=0.0,
                    grad_clip=1.0, micro_batch_size=s.micro_batch_size, steps=s.steps + 1, seed=s.seed,
-                   kl_coef=0.0, skip_zero_advantage=not plain_update, share_prompts=not plain_update, progress=False,
-                   **config)
+                   kl_coef=0.0, progress=False,
+                   **{"skip_zero_advantage": not plain_update, "share_prompts": not plain_update, **config})
     stamps: list[float] = []
     start = time.perf_counter()
     with PeakMemory(device) as mem:

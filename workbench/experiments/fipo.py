@@ -27,7 +27,7 @@ from workbench.experiments import fipo_claims
 from workbench.experiments.compare import Comparison, compare_final, compare_methods, evaluate_heldout, seed_bands
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import token_strings
-from workbench.models.zoo import load_model
+from workbench.models.zoo import describe_info, load_model
 from workbench.notebook import ParameterError
 from workbench.rl.advantages import compute_advantages
 from workbench.rl.sources import generate_group
@@ -103,9 +103,8 @@ def load(P: Params) -> Setup:
     seed_everything(P.seed)
     policy, tokenizer = load_model(P.model, device=P.device)
     task = long_arithmetic_task(tokenizer=tokenizer)
-    info = {k: v for k, v in getattr(policy, "workbench_info", {}).items() if k != "history"}
     summary = (f"{P.model}: {sum(p.numel() for p in policy.parameters()) / 1e6:.2f}M parameters on {policy.device}\n"
-               f"zoo info: {info}\ntask: {task.name}; seeds {seeds(P)}; {P.steps} steps × {P.num_prompts} prompts × "
+               f"zoo info: {describe_info(policy)}\ntask: {task.name}; seeds {seeds(P)}; {P.steps} steps × {P.num_prompts} prompts × "
                f"{P.num_generations} samples, {P.num_minibatches} mini-batches per rollout")
     return Setup(policy, tokenizer, task, summary)
 

@@ -40,7 +40,7 @@ from workbench.attention.information_loss import (LOSS_METRICS, DenseTrace, dens
 from workbench.evaluation.verdicts import decide_paired, learned, no_evidence
 from workbench.experiments.presets import Params, Presets
 from workbench.models.tokenizer import build_tokenizer
-from workbench.models.zoo import RECIPES, load_model
+from workbench.models.zoo import RECIPES, describe_info, load_model
 from workbench.notebook import ParameterError
 from workbench.tasks.haystack import KINDS
 from workbench.train.batches import haystack_input_ids
@@ -107,7 +107,7 @@ class Setup:
     def describe(self) -> str:
         n = sum(p.numel() for p in self.lm.parameters()) / 1e6
         return (f"{self.model}: {n:.2f}M parameters on {self.lm.device}; {len(self.cfg.punctuation_ids)} punctuation "
-                f"token ids\nzoo info: {self.info}")
+                f"token ids\nzoo info: {describe_info(self.lm)}")
 
     def config_summary(self) -> dict:
         """The attention config as results.json records it (punctuation ids left out)."""

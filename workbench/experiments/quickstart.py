@@ -23,7 +23,7 @@ from workbench.experiments.presets import Params, Presets
 from workbench.models.generation import Generation, sample
 from workbench.models.scoring import completion_logprobs
 from workbench.models.tokenizer import format_prompt
-from workbench.models.zoo import load_model
+from workbench.models.zoo import describe_info, load_model
 from workbench.notebook import ParameterError
 from workbench.recipes.rl_arith import arith_rl_preset
 from workbench.rl import RLConfig, train
@@ -63,7 +63,7 @@ def load(P: Params) -> Loaded:
     seed_everything(P.seed)
     policy, tokenizer = load_model(P.model, device=P.device)
     summary = (f"{P.model}: {sum(p.numel() for p in policy.parameters()) / 1e6:.2f}M parameters on {policy.device}\n"
-               f"zoo info: {getattr(policy, 'workbench_info', {})}")
+               f"zoo info: {describe_info(policy)}")
     return Loaded(policy, tokenizer, summary)
 
 

@@ -34,6 +34,7 @@ from workbench.experiments.compare import compare_methods
 from workbench.experiments.presets import Params, Presets
 from workbench.experiments.vl_setup import VLSetup, load_vl_setup
 from workbench.models.tokenizer import token_strings
+from workbench.models.zoo import describe_info
 from workbench.notebook import ParameterError
 from workbench.rl.sources import generate_group
 from workbench.rl.tasks import shapes_task
@@ -70,8 +71,7 @@ class Setup(VLSetup):
     """The base policy, its processor, the task and the held-out questions shared by every section."""
 
     def describe(self, P: Params) -> str:
-        info = {k: v for k, v in getattr(self.policy, "workbench_info", {}).items() if k not in ("history",)}
-        return (f"{self.headline()}\nzoo info: {info}\n"
+        return (f"{self.headline()}\nzoo info: {describe_info(self.policy)}\n"
                 f"task: {self.task.name}; {len(self.held_out)} held-out questions; seeds {self.seeds}; "
                 f"{P.steps} steps × {P.num_prompts} prompts × {P.num_generations} samples per run")
 

@@ -164,6 +164,15 @@ def load_model(
     )
 
 
+def describe_info(model) -> str:
+    """`model.workbench_info` (what the zoo recipe recorded: steps, held-out accuracy, build environment) as one
+    readable line without the training history; a local checkpoint has none and says so."""
+    from workbench.notebook import format_value
+
+    info = {k: v for k, v in (getattr(model, "workbench_info", None) or {}).items() if k != "history"}
+    return format_value(info) if info else "none (not a zoo model)"
+
+
 def _load_local(path: str, device: torch.device, dtype):
     if not os.path.exists(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint folder")

@@ -20,6 +20,21 @@ from workbench.rl.methods import METHODS, loss_preset
 from workbench.rl.sources import ROLLOUT_SOURCES, parse_spec
 
 
+#: the automatic `RLConfig.logits_chunk`: chunk the LM head at vocabularies of this many ids and more
+AUTO_CHUNK_VOCAB, AUTO_LOGITS_CHUNK = 16384, 256
+
+
+def resolve_logits_chunk(cfg, model):
+    """`cfg` with a concrete `logits_chunk`: an explicit value is kept; None (auto) becomes `AUTO_LOGITS_CHUNK`
+    when `model`'s output embedding has >= `AUTO_CHUNK_VOCAB` rows (a real tokenizer's ~150k: no [B, T, V]
+    float32 logits), else 0 (small vocabularies gain nothing from chunking)."""
+    if cfg.logits_chunk is not None:
+        return cfg
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    vocab = head.weight.shape[0] if head is not None else 0
+    return dataclasses.replace(cfg, logits_chunk=AUTO_LOGITS_CHUNK if vocab >= AUTO_CHUNK_VOCAB else 0)
+
+
 @dataclass
 class RLConfig:
     """Every knob of an RLVR run (each field documents itself, TRL-style)."""
@@ -55,7 +70,7 @@ class RLConfig:
     num_minibatches: int = field(default=1, metadata={"help": "n: optimizer steps per epoch (rollout split n ways)"})
     micro_batch_size: int = field(default=64, metadata={"help": "rows per forward/backward (gradient accumulation)"})
     share_prompts: bool = field(default=True, metadata={"help": "run each distinct prompt once per micro-batch and its G completions on its KV cache (same numbers, fewer prompt tokens)"})
-    logits_chunk: int = field(default=0, metadata={"help": "completion tokens per LM-head chunk in the update and scoring (models.chunked: no [B, T, V] logits, for large vocabularies; 0: full logits, the default, which the golden runs pin)"})
+    logits_chunk: int | None = field(default=None, metadata={"help": "completion tokens per LM-head chunk in the update and scoring (models.chunked: no [B, T, V] logits); 0: full logits; None (default): auto, AUTO_LOGITS_CHUNK when the policy's LM head has >= AUTO_CHUNK_VOCAB ids, else full logits (benchmarks/bench_grpo_shapes.py: at a 32k vocabulary chunking is 1.24x faster at 0.25x the memory, at 128 ids 0.92-0.99x)"})
     skip_zero_advantage: bool = field(default=True, metadata={"help": "leave rows whose advantage is 0 on every token out of the update's forward/backward (exact: their gradient is 0); off automatically with a KL penalty or a batch-coupled token weight"})
     lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
@@ -103,6 +118,8 @@ class RLConfig:
                 raise ValueError(f"RLConfig.{name} must be an integer >= 1, got {v!r}")
         for name in ("eval_every", "checkpoint_every", "overlong_buffer", "eval_n", "warmup_steps", "seed", "logits_chunk"):
             v = getattr(self, name)
+            if name == "logits_chunk" and v is None:  # auto
+                continue
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
                 raise ValueError(f"RLConfig.{name} must be an integer >= 0, got {v!r}")
         for name in ("lr", "weight_decay", "grad_clip", "temperature", "top_p", "kl_coef", "overlong_factor", "off_policy_gamma"):

@@ -37,7 +37,7 @@ from workbench.evaluation.heldout import evaluate
 from workbench.rl.advantages import (AdvantageContext, advantage_diagnostics, compute_advantages, estimator_needs_sequence_logp,
                                      group_stats)
 from workbench.rl.collect import CollectConfig, SamplingStats, collect_rollout
-from workbench.rl.config import RLConfig
+from workbench.rl.config import RLConfig, resolve_logits_chunk
 from workbench.rl.rollout import Rollout, RLTask
 from workbench.rl.run_dir import RunDir
 from workbench.rl.selective import PromptHistory
@@ -183,6 +183,7 @@ def train(model, tokenizer, task: RLTask, cfg: RLConfig, *, accelerator=None,
         `eval_accuracy` on evaluation steps.
     """
     cfg.validate()
+    cfg = resolve_logits_chunk(cfg, model)
     accelerator = accelerator or make_accelerator(cfg)
     seed_everything(cfg.seed)
     model, ref_model, optimizer, scheduler = _prepare(model, cfg, accelerator)
