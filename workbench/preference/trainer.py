@@ -102,13 +102,13 @@ def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], w
     PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory.
     `chunk`: answer tokens per LM-head chunk (`preference.scoring`; None = full logits; a DDP-wrapped policy always
     runs its own forward, so DDP's gradient hooks see it)."""
-    pol, tok = _score(policy, processor, pairs, with_vision, chunk)
-    with torch.no_grad():
+    with torch.no_grad():  # the reference first: its forward's buffers are freed before the policy's graph is built
         if reference is None:
             with _unwrap(policy).disable_adapter():
                 ref, _ = _score(policy, processor, pairs, with_vision, chunk)
         else:
             ref, _ = _score(reference, processor, pairs, with_vision, chunk)
+    pol, tok = _score(policy, processor, pairs, with_vision, chunk)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
