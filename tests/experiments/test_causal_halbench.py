@@ -65,10 +65,12 @@ def test_negatives_accuracy_pairs_the_splits_per_image():
     assert len(neg) == len(s.runs) * 60
 
 
-def test_no_sweep_no_claims():
+def test_one_model_alone_gets_the_pope_claim_only():
     s = _sweep(0.6, 0.8)
     s.runs = [exp.ModelRun("m", None, 0, "m")]
-    assert claims(s, 0.05) == []
+    out = claims(s, 0.05)
+    assert [c["id"] for c in out] == ["pope_adversarial_harder"]
+    assert out[0]["measured"]["unbiased_accuracy"] is not None  # its baseline: that model's own perception
 
 
 def test_parameter_checks():
@@ -105,5 +107,6 @@ def test_any_local_checkpoint_is_scored(tmp_path):
     row = sweep.summary.iloc[0]
     assert row["model"] == path and 0.0 <= row["unbiased_accuracy"] <= 1.0
     assert {"cac", "pope_adversarial_accuracy", "chair_i"} <= set(sweep.summary.columns)
-    assert claims(sweep, 0.05) == []  # no rho sweep, no claims
+    # no rho sweep: only the POPE claim, inconclusive here (3 images: too few, or a model that does not perceive)
+    assert [(c["id"], c["verdict"].verdict) for c in claims(sweep, 0.05)] == [("pope_adversarial_harder", "inconclusive")]
     assert len(sweep.captions) == 2 and len(sweep.unbiased) == 4

@@ -27,9 +27,11 @@ from workbench.experiments.claims import paired
 SESOI_SUSCEPTIBILITY = 0.05  # 5 points of CAC / NAC / CHR / POPE accuracy
 
 
-def perceives(unbiased: pd.DataFrame, rho: float) -> tuple[bool, float, float]:
-    """(accuracy − 2 SE > 0.5, accuracy, SE) of the ρ models' pooled unbiased answers."""
-    c = unbiased.loc[unbiased["rho"] == rho, "correct"].astype(float).tolist()
+def perceives(unbiased: pd.DataFrame, rho: float | None) -> tuple[bool, float, float]:
+    """(accuracy − 2 SE > 0.5, accuracy, SE) of the ρ models' pooled unbiased answers (ρ None: every answer, the
+    one model benchmarked alone)."""
+    rows = unbiased if rho is None else unbiased[unbiased["rho"] == rho]
+    c = rows["correct"].astype(float).tolist()
     if len(c) < 2:
         return False, float("nan"), float("nan")
     acc, se = float(np.mean(c)), paired_se(c)
@@ -55,10 +57,12 @@ def _r(x, digits: int = 4):
 
 
 def claims(sweep, margin: float) -> list[dict]:
-    """The claims above as `Results.claim` keyword dicts (verdict included); [] without a ρ sweep of ≥ 2 values."""
+    """The claims above as `Results.claim` keyword dicts (verdict included). Without a ρ sweep of ≥ 2 values (one
+    model benchmarked alone) only `pope_adversarial_harder` applies, its baseline that model's perception."""
     rhos = sorted({r.rho for r in sweep.runs if r.rho is not None})
     if len(rhos) < 2:
-        return []
+        ok, acc, se = perceives(sweep.unbiased, rhos[0] if rhos else None)
+        return [pope_adversarial_claim(sweep, ok, {"unbiased_accuracy": _r(acc), "unbiased_se": _r(se)})]
     lo, hi = rhos[0], rhos[-1]
     ok, acc, se = perceives(sweep.unbiased, lo)
     sees = {"rho_lo_unbiased_accuracy": _r(acc), "rho_lo_unbiased_se": _r(se)}
@@ -88,17 +92,8 @@ def claims(sweep, margin: float) -> list[dict]:
                              f"rho={hi:g}": _r(w[hi].astype(float).mean()) if len(w) else None,
                              "questions_x_seeds": len(diffs)},
                 "verdict": v})
-    neg = negatives_accuracy(sweep.pope).dropna(subset=["random", "adversarial"])
-    gap = (neg["random"] - neg["adversarial"]).rename("gap").reset_index()
-    v = decide(gap["gap"].tolist(), SESOI_SUSCEPTIBILITY, baseline_learned=ok) if len(gap) >= 2 \
-        else no_evidence(SESOI_SUSCEPTIBILITY, "too few images")
-    out.append({"id": "pope_adversarial_harder",
-                "claim": "POPE's adversarial negatives are answered less accurately than its random ones (paired by model "
-                         f"and image, every model pooled, SESOI {100 * SESOI_SUSCEPTIBILITY:g} points)",
-                "paper": "holds (POPE: adversarial < popular < random)",
-                "measured": {"random": _r(neg["random"].mean()), "adversarial": _r(neg["adversarial"].mean()),
-                             "images_x_models": len(gap)},
-                "verdict": v})
+    out.append(pope_adversarial_claim(sweep, ok, sees))
+    gap = pope_gaps(sweep.pope)
     g = _paired_by(gap, "gap", "image", lo, hi)
     v = paired(g[hi].tolist(), g[lo].tolist(), SESOI_SUSCEPTIBILITY, baseline_learned=ok) if len(g) \
         else no_evidence(SESOI_SUSCEPTIBILITY, "no image pairs across rho")
@@ -110,6 +105,33 @@ def claims(sweep, margin: float) -> list[dict]:
                              f"rho={hi:g}": _r(g[hi].mean()) if len(g) else None, "images_x_seeds": len(g)},
                 "verdict": v})
     return out
+
+
+def pope_gaps(pope: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, rho, seed, image): accuracy on its random negatives minus on its adversarial ones (`gap`); no rows
+    when either split has no negatives."""
+    neg = _both_splits(pope)
+    return (neg["random"] - neg["adversarial"]).rename("gap").reset_index()
+
+
+def _both_splits(pope: pd.DataFrame) -> pd.DataFrame:
+    neg = negatives_accuracy(pope)
+    return neg.reindex(columns=sorted({*neg.columns, "random", "adversarial"})).dropna(subset=["random", "adversarial"])
+
+
+def pope_adversarial_claim(sweep, ok: bool, sees: dict) -> dict:
+    """`pope_adversarial_harder` over every model of `sweep`; `ok`: the compared models perceive."""
+    neg = _both_splits(sweep.pope)
+    gap = pope_gaps(sweep.pope)
+    v = decide(gap["gap"].tolist(), SESOI_SUSCEPTIBILITY, baseline_learned=ok) if len(gap) >= 2 \
+        else no_evidence(SESOI_SUSCEPTIBILITY, "too few images")
+    return {"id": "pope_adversarial_harder",
+            "claim": "POPE's adversarial negatives are answered less accurately than its random ones (paired by model "
+                     f"and image, every model pooled, SESOI {100 * SESOI_SUSCEPTIBILITY:g} points)",
+            "paper": "holds (POPE: adversarial < popular < random)",
+            "measured": {"random": _r(neg["random"].mean()), "adversarial": _r(neg["adversarial"].mean()),
+                         "images_x_models": len(gap), **sees},
+            "verdict": v}
 
 
 def record_claims(results, sweep, margin: float) -> None:
