@@ -16,7 +16,6 @@ target is ratio ≥ 1 (the issue asks for the ratios, with no number).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -25,6 +24,7 @@ import torch
 
 from workbench.rl.weights import WeightContext, discount_matrix, future_kl_weight
 from workbench.utils import repo_root, resolve_device, seed_everything
+from rows import write_rows  # noqa: E402  (benchmarks/rows.py: the script's folder is on sys.path)
 
 
 def make_context(batch: int, length: int, device: torch.device, seed: int) -> WeightContext:
@@ -124,10 +124,7 @@ def main() -> None:
                                 if peer_name == "TxT matrix" else "reverse recursion, Python loop over T"}})
         if not math.isfinite(err) or err > 1e-4:
             raise SystemExit(f"{peer_name} disagrees with ours by {err}: the benchmark compares different things")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ more; its row flips it: off at `vocab32k`, on elsewhere). Rows go to outputs/ben
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -41,6 +40,7 @@ from workbench.rl import RLConfig  # noqa: E402
 from workbench.rl.config import AUTO_LOGITS_CHUNK, resolve_logits_chunk  # noqa: E402
 from workbench.rl.tasks import arithmetic_task  # noqa: E402
 from workbench.utils import repo_root, resolve_device  # noqa: E402
+from rows import write_rows  # noqa: E402  (benchmarks/rows.py: the script's folder is on sys.path)
 
 TARGET_SPEED, TARGET_MEMORY = 2.0, 0.8
 #: shape -> (prompts, G, max new tokens)
@@ -129,10 +129,7 @@ def main() -> None:
         s = Settings(num_prompts=prompts, num_generations=G, max_new_tokens=length, steps=1 if args.quick else args.steps,
                      micro_batch_size=prompts * G, seed=args.seed)
         rows += run_shape(shape, s, device, args.seed, levers=not (args.no_levers or args.quick))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ import argparse
 import copy
 import ctypes
 import gc
-import json
 import os
 import random
 import tempfile
@@ -64,6 +63,7 @@ from workbench.tasks.base import Task as RLTask
 from workbench.rl.tasks import arithmetic_task
 from workbench.rl import RLConfig, train
 from workbench.utils import repo_root, resolve_device, seed_everything
+from rows import write_rows  # noqa: E402  (benchmarks/rows.py: the script's folder is on sys.path)
 
 
 @dataclass
@@ -382,10 +382,7 @@ def main() -> None:
     for row, label in zip(rows, ("throughput (tok/s)", "peak memory (MiB)")):
         bound = ">=" if row is rows[0] else "<="
         print(f"{label:<28}{row['ours']:12.1f}{row['peer']:12.1f}{row['ratio']:9.2f}{bound:>5}{row['target']:4.1f}  {row['meets']}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

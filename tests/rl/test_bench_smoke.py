@@ -84,3 +84,21 @@ def test_bench_grpo_growth_quick_writes_exponents(tmp_path):
         want = row["num_prompts"] * row["num_generations"] * row["max_new_tokens"]
         assert row["ours"]["tokens_per_step"] == want and row["trl"]["tokens_per_step"] == want
     assert (tmp_path / "grpo_growth.png").exists()
+
+
+@pytest.mark.slow
+def test_bench_grpo_shapes_quick_writes_rows_per_shape(tmp_path):
+    """The three-shape benchmark at `--quick` (1 timed step, 2 prompts, no levers) on the two random-model shapes:
+    two rows per shape, with issue 27's targets; the 32k shape really has a 32k BPE tokenizer."""
+    out = tmp_path / "grpo_trl.json"
+    script = os.path.join(repo_root(), "benchmarks", "bench_grpo_shapes.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--shapes", "long,vocab32k", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rows = json.loads(out.read_text())
+    assert [r["params"]["shape"] for r in rows] == ["long", "long", "vocab32k", "vocab32k"]
+    assert [r["target"] for r in rows] == [2.0, 0.8, 2.0, 0.8]
+    assert "32768-id BPE" in rows[2]["params"]["model"] and rows[0]["params"]["max_new_tokens"] == 256
+    assert all(math.isfinite(r["ratio"]) and r["ours"] > 0 and r["peer"] > 0 for r in rows)
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, script, "--shapes", "wide"], check=True, capture_output=True, timeout=120)
