@@ -1,6 +1,7 @@
 """Worker for test_distributed.py: one policy update on a fixed global batch, sharded over processes.
 
-Run as `torchrun --nproc_per_node 2 dist_update_worker.py OUT AGG` (or plain python for 1 process).
+Run as `torchrun --nproc_per_node 2 dist_update_worker.py OUT AGG [pack]` (or plain python for 1 process);
+`pack`: the padding-free packed update (`RLConfig.pack`), whose one forward per backward DDP can run.
 """
 
 import random
@@ -19,7 +20,7 @@ from workbench.rl.update import score_rollout, update_policy
 from workbench.utils import seeded_generator
 
 
-def main(out: str, agg: str) -> None:
+def main(out: str, agg: str, pack: bool = False) -> None:
     acc = Accelerator(cpu=True)
     torch.manual_seed(0)
     tok = build_tokenizer()
@@ -35,7 +36,7 @@ def main(out: str, agg: str) -> None:
     adv = compute_advantages("grpo", ro.rewards, ro.group_ids, ro.completion_mask)
     rows = len(ro) // acc.num_processes
     shard = torch.arange(acc.process_index * rows, (acc.process_index + 1) * rows)
-    cfg = RLConfig(lr=1e-2, micro_batch_size=3, num_epochs=2, agg=agg, loss="dapo")
+    cfg = RLConfig(lr=1e-2, micro_batch_size=3, num_epochs=2, agg=agg, loss="dapo", pack=pack)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # SGD: the update is the gradient, compared exactly
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     before = {f"before.{k}": v.detach().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
@@ -59,4 +60,4 @@ def finish() -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "pack")

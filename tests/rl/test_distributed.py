@@ -33,12 +33,14 @@ def run_two(env: dict, script: list[str]) -> None:
     assert done.returncode == 0, f"torchrun exited {done.returncode}:\n" + "\n".join(done.stderr.splitlines()[-40:])
 
 
-@pytest.mark.parametrize("agg", ["token-mean", pytest.param("seq-mean-token-mean", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("agg", ["token-mean", pytest.param("seq-mean-token-mean", marks=pytest.mark.slow),
+                                 pytest.param("token-mean pack", marks=pytest.mark.slow)])
 def test_two_processes_equal_one(tmp_path, agg):
+    """`agg` names the aggregation, then optionally `pack` (the packed update, DDP-safe)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": free_port()}
     one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
-    subprocess.run([sys.executable, WORKER, str(one), agg], check=True, env=env, timeout=300)
-    run_two(env, [WORKER, str(two), agg])
+    subprocess.run([sys.executable, WORKER, str(one), *agg.split()], check=True, env=env, timeout=300)
+    run_two(env, [WORKER, str(two), *agg.split()])
     a, b = load_file(str(one)), load_file(str(two))
     assert int(a.pop("world")) == 1 and int(b.pop("world")) == 2, "the second run must really have two processes"
     assert a.keys() == b.keys() and len(a) > 0

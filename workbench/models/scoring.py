@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from workbench.models.chunked import chunked_logprobs, split_lm
+from workbench.models.packing import packed_prompt_logits
 
 
 #: transformers ≥ 5.2x names the KV cache `cache` (argument and output field) and deprecates `past_key_values`
@@ -113,6 +114,7 @@ def completion_logprobs(
     temperature: float = 1.0,
     share_prompts: bool = False,
     chunk: int | None = None,
+    packed: bool = False,
     **model_inputs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Score completions: log π(y_t | prompt, y_<t) for every completion position.
@@ -128,6 +130,9 @@ def completion_logprobs(
         chunk: score through `models.chunked`: only unpadded completion positions go through the LM head,
             `chunk` rows at a time under activation checkpointing, so no [B, T, V] logits exist (None: full logits;
             also where `chunked.split_lm` finds no separable head, e.g. a DDP wrapper).
+        packed: one padding-free forward, each distinct prompt once with its completions back to back under a
+            block mask (`models.packing`; one forward, so DDP-safe, unlike `share_prompts`); takes precedence
+            over `share_prompts`; ignored with extra model inputs (images).
         **model_inputs: extra inputs such as `pixel_values`, `image_grid_thw`; a vision-language
             model's `mm_token_type_ids` [B, P] (prompt only) is extended with zeros over the completion.
 
@@ -138,6 +143,8 @@ def completion_logprobs(
     net, field = (parts[0], "last_hidden_state") if parts else (model, "logits")
     finish = ((lambda h: _score_hidden(h, parts[1], completion_ids, completion_mask, temperature, with_entropy, chunk))
               if parts else (lambda z: _score_logits(z, completion_ids, completion_mask, temperature, with_entropy)))
+    if packed and not model_inputs:
+        return finish(packed_prompt_logits(net, prompt_ids, prompt_mask, completion_ids, completion_mask, field))
     if share_prompts and not model_inputs and not _checkpointing(model):
         states = shared_prompt_logits(net, prompt_ids, prompt_mask, completion_ids, completion_mask, field)
         if states is not None:  # else no prompt repeats (or no cache): the one-pass forward below

@@ -126,7 +126,7 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
                     logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
                                                     mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
                                                     share_prompts=share_prompts, chunk=cfg.logits_chunk or None,
-                                                    **mb.model_inputs())
+                                                    packed=cfg.pack, **mb.model_inputs())
                 if on_policy:  # the first mini-batch's forward *is* the old policy
                     mb.old_logp, mb.entropy = logp.detach(), ent
                     if rollout.old_logp is not None:  # later optimizer steps will read these rows again
