@@ -71,14 +71,18 @@ def test_growth_exponent_and_full_length_model():
     assert logits.shape[-1] == 4096 and (logits[:, len(tok):] < -1e3).all()  # computed, never sampled
 
 
+def run_bench(script: str, *args: str):
+    """Run benchmarks/`script` with `args` (its last two: --out PATH); the JSON it wrote."""
+    proc = subprocess.run([sys.executable, os.path.join(repo_root(), "benchmarks", script), *args],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(open(args[-1]).read())
+
+
 @pytest.mark.slow
 def test_bench_grpo_growth_quick_writes_exponents(tmp_path):
     out = tmp_path / "grpo_growth.json"
-    script = os.path.join(repo_root(), "benchmarks", "bench_grpo_growth.py")
-    proc = subprocess.run([sys.executable, script, "--quick", "--steps", "1", "--device", "cpu", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    res = json.loads(out.read_text())
+    res = run_bench("bench_grpo_growth.py", "--quick", "--steps", "1", "--device", "cpu", "--out", str(out))
     assert len(res["rows"]) == 6 and len(res["exponents"]) == 12
     for row in res["rows"]:  # EOS suppressed: every completion runs to max_new_tokens on both sides
         want = row["num_prompts"] * row["num_generations"] * row["max_new_tokens"]
@@ -90,12 +94,9 @@ def test_bench_grpo_growth_quick_writes_exponents(tmp_path):
 def test_bench_grpo_shapes_quick_writes_rows_per_shape(tmp_path):
     """The three-shape benchmark at `--quick` (1 timed step, 2 prompts, no levers) on the two random-model shapes:
     two rows per shape, with issue 27's targets; the 32k shape really has a 32k BPE tokenizer."""
-    out = tmp_path / "grpo_trl.json"
+    rows = run_bench("bench_grpo_shapes.py", "--quick", "--shapes", "long,vocab32k", "--device", "cpu",
+                     "--out", str(tmp_path / "grpo_trl.json"))
     script = os.path.join(repo_root(), "benchmarks", "bench_grpo_shapes.py")
-    proc = subprocess.run([sys.executable, script, "--quick", "--shapes", "long,vocab32k", "--device", "cpu", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    rows = json.loads(out.read_text())
     assert [r["params"]["shape"] for r in rows] == ["long", "long", "vocab32k", "vocab32k"]
     assert [r["target"] for r in rows] == [2.0, 0.8, 2.0, 0.8]
     assert "32768-id BPE" in rows[2]["params"]["model"] and rows[0]["params"]["max_new_tokens"] == 256
