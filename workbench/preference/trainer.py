@@ -51,6 +51,7 @@ class PreferenceConfig:
     checkpoint_every: int = field(default=0, metadata={"help": "steps between checkpoints (0: none)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint"})
     logits_chunk: int = field(default=1024, metadata={"help": "answer tokens per LM-head chunk (0: full [B, T, V] logits)"})
+    pack: bool = field(default=False, metadata={"help": "text pairs: each prompt once, its chosen and rejected answers behind it in one padding-free row (models.packing)"})
 
     def __post_init__(self):
         PREFERENCE_LOSSES.get(self.loss)  # unknown name -> one sentence listing the known ones
@@ -75,13 +76,14 @@ def step_pairs(pool: Sequence[PreferencePair], batch_size: int, seed: int, step:
     return random.Random(f"{seed}-{step}").sample(pool, batch_size)
 
 
-def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool, chunk: int | None = 1024):
+def _score(model, processor, pairs: Sequence[PreferencePair], with_vision: bool, chunk: int | None = 1024,
+           packed: bool = False):
     """Sequence log-probs of the rows (I_w, y_w), (I_w, y_l)[, (I_l, y_w)] of `pairs`, one forward (text-only
-    pairs, `scene` None, through the tokenizer `processor`)."""
+    pairs, `scene` None, through the tokenizer `processor`; `packed`: `scoring.packed_sequence_logps`)."""
     prompts = [p.prompt for p in pairs] * (3 if with_vision else 2)
     answers = [p.chosen for p in pairs] + [p.rejected for p in pairs] + ([p.chosen for p in pairs] if with_vision else [])
     if pairs[0].scene is None:
-        logps, tokens = text_sequence_logps(model, processor, prompts, answers, chunk)
+        logps, tokens = text_sequence_logps(model, processor, prompts, answers, chunk, packed)
         return logps.double().split(len(pairs)), tokens.double().split(len(pairs))
     images = [p.image for p in pairs] * 2 + ([p.rejected_image for p in pairs] if with_vision else [])
     logps, tokens = vl_sequence_logps(model, processor, prompts, answers, images, chunk)
@@ -97,18 +99,18 @@ def _is_peft(model) -> bool:
 
 
 def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool,
-                chunk: int | None = 1024) -> PairLogps:
+                chunk: int | None = 1024, packed: bool = False) -> PairLogps:
     """`PairLogps` of `pairs` under the policy (with grad) and the reference (without). `reference` None with a
     PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory.
     `chunk`: answer tokens per LM-head chunk (`preference.scoring`; None = full logits; a DDP-wrapped policy always
-    runs its own forward, so DDP's gradient hooks see it)."""
+    runs its own forward, so DDP's gradient hooks see it). `packed`: text pairs through the packed forward."""
     with torch.no_grad():  # the reference first: its forward's buffers are freed before the policy's graph is built
         if reference is None:
             with _unwrap(policy).disable_adapter():
-                ref, _ = _score(policy, processor, pairs, with_vision, chunk)
+                ref, _ = _score(policy, processor, pairs, with_vision, chunk, packed)
         else:
-            ref, _ = _score(reference, processor, pairs, with_vision, chunk)
-    pol, tok = _score(policy, processor, pairs, with_vision, chunk)
+            ref, _ = _score(reference, processor, pairs, with_vision, chunk, packed)
+    pol, tok = _score(policy, processor, pairs, with_vision, chunk, packed)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
@@ -174,7 +176,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     try:
         for step in bar:
             batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
-            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None)
+            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack)
             loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
