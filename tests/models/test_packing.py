@@ -1,8 +1,8 @@
 """Padding-free packed scoring (`models.packing`, issue 27 item 1): the same logits and gradients as the padded
 one-pass forward, in float64 to 1e-10, and the same RL update.
 
-transformers' Qwen2RMSNorm computes in float32 whatever the input dtype, which makes any two summation orders
-differ at ~1e-7; the fixture swaps in a norm that keeps the dtype, so the comparison is at float64 rounding."""
+The model runs with `float64_rms_norm` (tests/conftest.py): transformers' RMSNorm computes in float32, which
+makes any two summation orders differ at ~1e-7."""
 
 import random
 
@@ -16,13 +16,7 @@ from workbench.models.tokenizer import build_tokenizer
 
 
 @pytest.fixture
-def lm(monkeypatch):
-    from transformers.models.qwen2 import modeling_qwen2
-
-    def rms_norm(self, h):
-        return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
-
-    monkeypatch.setattr(modeling_qwen2.Qwen2RMSNorm, "forward", rms_norm)
+def lm(float64_rms_norm):
     return tiny_causal_lm(build_tokenizer(), seed=0, hidden=32, layers=2, heads=2, kv_heads=1).double().train()
 
 

@@ -1,6 +1,6 @@
 """`PreferenceConfig.pack`: a pair's chosen and rejected answers behind one copy of its prompt give the same
-sequence log-probs and gradients as the padded batch (float64, with a dtype-keeping RMSNorm: transformers'
-computes in float32), and the same training step."""
+sequence log-probs and gradients as the padded batch (float64, with `float64_rms_norm` from tests/conftest.py),
+and the same training step."""
 
 import copy
 
@@ -15,13 +15,7 @@ from workbench.preference.trainer import PreferenceConfig, train_preference
 
 
 @pytest.fixture
-def lm(monkeypatch):
-    from transformers.models.qwen2 import modeling_qwen2
-
-    def rms_norm(self, h):
-        return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
-
-    monkeypatch.setattr(modeling_qwen2.Qwen2RMSNorm, "forward", rms_norm)
+def lm(float64_rms_norm):
     tok = build_tokenizer()
     return tiny_causal_lm(tok, seed=0, hidden=32, layers=2, heads=2, kv_heads=1).double().train(), tok
 

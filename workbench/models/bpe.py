@@ -114,12 +114,10 @@ def save_tiny_qwen2_vl(path: str, *, vocab_size: int = 1024, seed: int = 0, imag
     template with vision tokens. Images are resized to `image_size`² pixels."""
     import json
 
-    from workbench.models.vlm import WorkbenchVLProcessor, _image_processor_class, build_tiny_vlm
+    from workbench.models.vlm import WorkbenchVLProcessor, build_processor, build_tiny_vlm
 
     tok = bpe_tokenizer(vocab_size, seed=seed)
-    pixels = image_size * image_size
-    images = _image_processor_class()(min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2,
-                                      temporal_patch_size=2)
+    images = build_processor(image_size).image_processor  # the zoo's image processor (checks image_size)
     model = build_tiny_vlm(WorkbenchVLProcessor(image_processor=images, tokenizer=tok), seed=seed)
     os.makedirs(path, exist_ok=True)
     model.save_pretrained(path)

@@ -50,14 +50,14 @@ def packed_layout(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completio
         raise ValueError("a prompt has no real token (its prompt_mask is all 0): nothing to pack it behind")
     n = completion_mask.sum(1)
     # offset of each row's completion in its packed row: after its prompt and the earlier rows of its group
+    # (rows sorted by group, groups in order 0 … R − 1: a row's offset is the exclusive cumsum of the sorted
+    # lengths minus that of the groups before its own)
     order = torch.argsort(inverse, stable=True)
+    totals = torch.zeros_like(p_len).index_add(0, inverse, n)  # [R] completion tokens per packed row
     before = torch.zeros(B, dtype=torch.long, device=n.device)
-    cum = torch.cumsum(n[order], 0) - n[order]
-    group_start = torch.zeros(len(unique), dtype=torch.long, device=n.device).scatter_reduce(
-        0, inverse[order], cum, reduce="amin", include_self=False)
-    before[order] = cum - group_start[inverse[order]]
+    before[order] = torch.cumsum(n[order], 0) - n[order] - (torch.cumsum(totals, 0) - totals)[inverse[order]]
     start = p_len[inverse] + before  # [B]
-    lengths = p_len + torch.zeros_like(p_len).index_add(0, inverse, n)  # [R]
+    lengths = p_len + totals  # [R]
     L = int(lengths.max())
     R = len(unique)
     dev = prompt_ids.device

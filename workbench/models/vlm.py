@@ -118,8 +118,6 @@ def load_vl_processor(path: str) -> WorkbenchVLProcessor:
     if not template:
         raise ValueError(f"{path} has no chat template (chat_template.json, chat_template.jinja or the tokenizer's): "
                          "the prompts of a real checkpoint are built with its own template")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return WorkbenchVLProcessor(image_processor=AutoImageProcessor.from_pretrained(path), tokenizer=tokenizer,
                                 chat_template=template)
 

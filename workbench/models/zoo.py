@@ -192,8 +192,9 @@ def _load_local(path: str, device: torch.device, dtype):
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         tok = AutoTokenizer.from_pretrained(path)
-    if getattr(tok, "pad_token", None) is None and getattr(tok, "eos_token", None) is not None:
-        tok.pad_token = tok.eos_token
+    text = getattr(tok, "tokenizer", tok)  # a processor's tokenizer, or the tokenizer itself
+    if getattr(text, "pad_token", None) is None and getattr(text, "eos_token", None) is not None:
+        text.pad_token = text.eos_token
     return model.to(device).eval(), tok
 
 
