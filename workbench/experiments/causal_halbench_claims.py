@@ -110,7 +110,10 @@ def claims(sweep, margin: float) -> list[dict]:
 def pope_gaps(pope: pd.DataFrame) -> pd.DataFrame:
     """Per (run, rho, seed, image): accuracy on its random negatives minus on its adversarial ones (`gap`); no rows
     when either split has no negatives."""
-    neg = _both_splits(pope)
+    return _gaps(_both_splits(pope))
+
+
+def _gaps(neg: pd.DataFrame) -> pd.DataFrame:
     return (neg["random"] - neg["adversarial"]).rename("gap").reset_index()
 
 
@@ -122,7 +125,7 @@ def _both_splits(pope: pd.DataFrame) -> pd.DataFrame:
 def pope_adversarial_claim(sweep, ok: bool, sees: dict) -> dict:
     """`pope_adversarial_harder` over every model of `sweep`; `ok`: the compared models perceive."""
     neg = _both_splits(sweep.pope)
-    gap = pope_gaps(sweep.pope)
+    gap = _gaps(neg)
     v = decide(gap["gap"].tolist(), SESOI_SUSCEPTIBILITY, baseline_learned=ok) if len(gap) >= 2 \
         else no_evidence(SESOI_SUSCEPTIBILITY, "too few images")
     return {"id": "pope_adversarial_harder",
