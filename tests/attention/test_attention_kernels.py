@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from attn_helpers import naive_attention, naive_visible, qkv, small_cfg
 
 from workbench.attention.blocks import selection_mask
-from workbench.attention.kernels import _first_regular_tile, dense_attention, gather_block_sparse_attention
+from workbench.attention.panels import first_regular_tile
+from workbench.attention.kernels import dense_attention, gather_block_sparse_attention
 from workbench.attention.selectors import select_blocks
 from workbench.attention.sparse import sparse_attention
 
@@ -35,7 +36,7 @@ def test_gather_equals_dense_with_the_same_explicit_mask(tq, tk, tile, name):
 def test_gather_matches_naive_loop_on_the_fast_path():
     q, k, v = qkv(b=1, tq=40)
     sel = select_blocks(q, k, small_cfg(selector="moba"))
-    assert _first_regular_tile(sel) < sel.n_tiles  # some tiles take the shared-mask fast path
+    assert first_regular_tile(sel) < sel.n_tiles  # some tiles take the shared-mask fast path
     out = gather_block_sparse_attention(q, k, v, sel)
     ref = naive_attention(q, k, v, lambda b, h, i, j: naive_visible(sel, b, h, i, j))
     assert torch.allclose(out, ref, atol=1e-12)
@@ -128,3 +129,26 @@ def test_bad_shapes_fail_with_one_sentence():
     sel = select_blocks(q, k, small_cfg())
     with pytest.raises(ValueError, match="selection is for"):
         gather_block_sparse_attention(q[:, :, 1:], k[:, :, 1:], v[:, :, 1:], sel)
+
+
+@pytest.mark.parametrize("tq,tk,padded", [(50, 50, False), (21, 45, False), (33, 61, True), (64, 64, True)])
+def test_own_backward_matches_dense_gradients_in_float64(tq, tk, padded):
+    """The recomputing backward (re-gathered panels, index_add_ scatter), one tile per chunk, against autograd
+    through the dense reference with the same mask: general and regular tiles, a KV-cache offset, padding."""
+    q, k, v = qkv(tq=tq, tk=tk, grad=True)
+    real = torch.ones(2, tk, dtype=torch.bool)
+    if padded:
+        real[1, :6] = False
+    mask = real if padded else None
+    sel = select_blocks(q, k, small_cfg(top_k=2), key_padding_mask=mask)
+    if not padded:
+        assert first_regular_tile(sel) < sel.n_tiles  # the regular path is exercised
+    w = torch.linspace(-1, 1, q.numel(), dtype=q.dtype).view_as(q).clone()
+    if padded:  # query rows whose every visible key is padding: the kernel attends uniformly, dense gives 0
+        w[1, :, :max(0, 6 - (tk - tq))] = 0
+    out = gather_block_sparse_attention(q, k, v, sel, key_padding_mask=mask, max_panel_elems=1)
+    grads = torch.autograd.grad((out * w).sum(), (q, k, v))
+    ref = dense_attention(q, k, v, mask=selection_mask(sel, mask))
+    ref_grads = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-10, rtol=0)

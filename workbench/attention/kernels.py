@@ -1,13 +1,13 @@
-"""Attention kernels: a dense reference and a gather-based block-sparse attention (forward and
-backward on any device, through autograd and SDPA's own backward).
+"""Attention kernels: a dense reference and a gather-based block-sparse attention with its own backward.
 
 Gather kernel (the CPU training path of PHSA, arXiv 2601.02819): for each query tile, gather the
 union of its keys - initial tokens, local region, its top-K blocks (disjoint by construction) - into
-a small [S, D] panel and run SDPA on [query_tile, S] with an exact per-token causal mask. Work and
-memory are O(T · S) instead of O(T²): S = initial + window + query_tile + block_size + K·block_size.
-When query_tile is a multiple of block_size and there is no padding, every tile past the first few
-has the same panel layout, so one shared mask serves them all and the local keys are a strided view
-(`_regular_tiles`); the first tiles and padded batches take the general per-head-mask path.
+a small [S, D] panel (`workbench.attention.panels`) and run SDPA on [query_tile, S] with an exact
+per-token causal mask. Work and memory are O(T · S) instead of O(T²): S = initial + window +
+query_tile + K·block_size. The backward (`_GatherSparseAttention`) keeps nothing from the forward
+but q, k, v: per chunk of tiles it re-gathers the panels, recomputes P and scatters dK, dV back with
+one `index_add_`, so forward + backward never hold more than the inputs, their gradients and one
+chunk's working set - less than dense SDPA, which keeps GQA-expanded K, V and their gradients.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
-from workbench.attention.blocks import BlockSelection, tile_local_start
+from workbench.attention.blocks import BlockSelection
+from workbench.attention.panels import (TilePlan, first_regular_tile, general_panel, put_tile_rows, regular_inputs,
+                                        regular_panel, tile_key_index, tile_rows)
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
@@ -70,91 +71,86 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = No
     return (out, probs) if return_probs else out
 
 
-def _tile_key_index(sel: BlockSelection, device: torch.device) -> Tensor:
-    """Absolute key position of every panel slot: [B, Hkv, n_tiles, S] long, -1 = empty slot.
+def _plan(q: Tensor, k: Tensor, sel: BlockSelection, scale: float, key_padding_mask: Tensor | None,
+          max_panel_elems: int) -> TilePlan:
+    b, hq, tq, d = q.shape
+    hkv, tk, qt, nt = k.shape[1], k.shape[2], sel.query_tile, sel.n_tiles
+    fast = key_padding_mask is None and qt % sel.block_size == 0
+    a0 = first_regular_tile(sel) if fast else nt
+    keypos = tile_key_index(sel, q.device)[:, :, :a0] if a0 else None  # [B, Hkv, a0, S]
+    s = keypos.shape[-1] if a0 else (sel.initial_blocks + sel.window_blocks + sel.indices.shape[-1]) * sel.block_size + qt
+    chunk = max(1, max_panel_elems // max(1, b * hq * qt * s))
+    return TilePlan(sel=sel, b=b, hkv=hkv, g=hq // hkv, d=d, tq=tq, tk=tk, front=sel.q_offset - sel.first_tile * qt,
+                    a0=a0, keypos=keypos, chunk=chunk, key_padding_mask=key_padding_mask, scale=scale)
 
-    Slots: initial tokens [0, initial) | local region [start·bs, start·bs + L) | K selected blocks.
+
+def _panels(k: Tensor, v: Tensor, plan: TilePlan, with_index: bool):
+    """A function (t0, t1) -> (kt, vt, mask, flat) for this call's chunks (see `workbench.attention.panels`)."""
+    kflat, vflat = k.reshape(-1, plan.d), v.reshape(-1, plan.d)
+    regular = regular_inputs(k, v, plan) if plan.a0 < plan.sel.n_tiles else None
+
+    def get(t0: int, t1: int):
+        if t0 < plan.a0:
+            return general_panel(kflat, vflat, plan, t0, t1)
+        return regular_panel(*regular, plan, t0, t1, with_index=with_index)
+    return get
+
+
+def _sparse_forward(q: Tensor, k: Tensor, v: Tensor, plan: TilePlan) -> Tensor:
+    """O [B, Hq, Tq, D]: SDPA on each chunk's panels, written into one preallocated output."""
+    sel, b, hkv, g, d = plan.sel, plan.b, plan.hkv, plan.g, plan.d
+    qt, nt = sel.query_tile, sel.n_tiles
+    out = q.new_empty(b, hkv, g, nt * qt, d)
+    panels = _panels(k, v, plan, with_index=False)
+    for t0, t1 in plan.chunks():
+        kt, vt, mask, _ = panels(t0, t1)
+        qc = tile_rows(q, plan, t0, t1)
+        o = F.scaled_dot_product_attention(qc[:, None], kt[:, None], vt[:, None], attn_mask=mask[:, None], scale=plan.scale)
+        out[:, :, :, t0 * qt:t1 * qt] = o.view(b, hkv, t1 - t0, g, qt, d).transpose(2, 3).reshape(b, hkv, g, -1, d)
+    return out.view(b, hkv * g, nt * qt, d)[:, :, plan.front:plan.front + plan.tq]
+
+
+def _panel_grads(qc: Tensor, kt: Tensor, vt: Tensor, mask: Tensor, do: Tensor, scale: float
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of O = softmax(q ktᵀ·scale | mask) vt for one chunk, recomputing P from the panel.
+
+    qc, do: [n, M, D]; kt, vt: [n, S, D]; mask: [n or 1, M, S]. With dP = dO vtᵀ and
+    dS = P ⊙ (dP - rowsum(P ⊙ dP)): dq = dS kt·scale, dkt = dSᵀ q·scale, dvt = Pᵀ dO.
     """
-    bs, nt, tk = sel.block_size, sel.n_tiles, sel.kv_len
-    bsz, hkv = sel.indices.shape[:2]
-    start = tile_local_start(nt, sel.first_tile, sel.query_tile, bs, sel.initial_blocks, sel.window_blocks,
-                             device) * bs  # [nt] first local key
-    tiles = torch.arange(sel.first_tile, sel.first_tile + nt, device=device)
-    last = torch.clamp((tiles + 1) * sel.query_tile, max=tk) - 1  # last query position of each tile
-    span = int((last - start + 1).clamp_min(0).max().item())
-    init = torch.arange(sel.initial_blocks * bs, device=device).expand(nt, -1)
-    local = start[:, None] + torch.arange(span, device=device)[None, :]
-    local = torch.where(local <= last[:, None], local, torch.full_like(local, -1))
-    init = torch.where(init < tk, init, torch.full_like(init, -1))
-    shared = torch.cat([init, local], 1)[None, None].expand(bsz, hkv, nt, -1)
-    blocks = sel.indices[..., None] * bs + torch.arange(bs, device=device)  # [B, Hkv, nt, K, bs]
-    blocks = torch.where(sel.indices[..., None] >= 0, blocks, torch.full_like(blocks, -1)).flatten(-2)
-    return torch.cat([shared, blocks], -1)
+    p = torch.bmm(qc, kt.transpose(1, 2)).mul_(scale)
+    p = torch.softmax(p.masked_fill_(~mask, float("-inf")), -1)
+    dv = torch.bmm(p.transpose(1, 2), do)
+    dp = torch.bmm(do, vt.transpose(1, 2))
+    dp.sub_((p * dp).sum(-1, keepdim=True)).mul_(p).mul_(scale)  # dS·scale
+    return torch.bmm(dp, kt), torch.bmm(dp.transpose(1, 2), qc), dv
 
 
-def _masked_tiles(qtiles: Tensor, kflat: Tensor, vflat: Tensor, keypos: Tensor, qpos: Tensor, base: Tensor,
-                  tk: int, scale: float, key_padding_mask: Tensor | None) -> Tensor:
-    """General path for a run of tiles: per-(batch, head) panels and masks.
+class _GatherSparseAttention(torch.autograd.Function):
+    """Forward: panels + SDPA per chunk, nothing kept but q, k, v. Backward: per chunk, re-gather the panels,
+    recompute P and scatter the panel gradients into dk, dv with one `index_add_` each: peak memory is the
+    inputs, their gradients and one chunk's working set."""
 
-    qtiles: [B, Hkv, c, G, qt, D]; keypos: [B, Hkv, c, S]; qpos: [c, qt]. Returns [B, Hkv, c, G, qt, D].
-    """
-    b, hkv, c, g, qt, d = qtiles.shape
-    s = keypos.shape[-1]
-    flat = (base + keypos.clamp_min(0)).reshape(-1)
-    kt = kflat.index_select(0, flat).view(b * hkv * c, 1, s, d)
-    vt = vflat.index_select(0, flat).view(b * hkv * c, 1, s, d)
-    ok = (keypos[..., None, :] >= 0) & (keypos[..., None, :] <= qpos[:, :, None])  # [B, Hkv, c, qt, S]
-    if key_padding_mask is not None:
-        real = key_padding_mask.bool().gather(1, keypos.clamp_min(0).view(b, -1)).view_as(keypos)
-        ok = ok & real[..., None, :]
-    ok = ok | ~ok.any(-1, keepdim=True)  # no all-masked rows: padded queries stay finite
-    mask = ok[:, :, :, None].expand(b, hkv, c, g, qt, s).reshape(b * hkv * c, 1, g * qt, s)
-    o = F.scaled_dot_product_attention(qtiles.reshape(b * hkv * c, 1, g * qt, d), kt, vt, attn_mask=mask, scale=scale)
-    return o.view(b, hkv, c, g, qt, d)
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, plan: TilePlan) -> Tensor:
+        ctx.save_for_backward(q, k, v)
+        ctx.plan = plan
+        return _sparse_forward(q, k, v, plan)
 
-
-def _regular_tiles(qtiles: Tensor, padded: tuple[Tensor, Tensor], blocks: tuple[Tensor, Tensor], sel: BlockSelection,
-                   t0: int, t1: int, scale: float) -> Tensor:
-    """Fast path for tiles whose panel slots are all valid (query_tile % block_size == 0, no padding).
-
-    Panel of tile a = [initial I | K selected blocks | local keys [a·qt - W, a·qt + qt)]: the same
-    layout for every tile, so one [G·qt, S] mask (lower-right causal on the local part) serves all,
-    and the local part is a strided window (`unfold`) rather than a gather.
-
-    padded: k, v as [B, Hkv, W + n_tiles·qt (+first_tile·qt), D] with W zeros in front;
-    blocks: k, v as [B·Hkv·Nb, bs·D] rows. Returns [B, Hkv, c, G, qt, D].
-    """
-    b, hkv, c, g, qt, d = qtiles.shape
-    bs = sel.block_size
-    init, win = sel.initial_blocks * bs, sel.window_blocks * bs
-    a0 = sel.first_tile + t0  # absolute tile
-    rows = (torch.arange(b * hkv, device=qtiles.device) * sel.n_blocks).view(b, hkv, 1, 1) + sel.indices[:, :, t0:t1]
-    rows = rows.reshape(-1)
-
-    def panel(xp: Tensor, xb: Tensor) -> Tensor:
-        local = xp[:, :, a0 * qt:(a0 + c) * qt + win].unfold(2, win + qt, qt).transpose(-1, -2)
-        picked = xb.index_select(0, rows).view(b, hkv, c, -1, d)
-        parts = [xp[:, :, None, win:win + init].expand(b, hkv, c, init, d)] if init else []
-        return torch.cat(parts + [picked, local], 3).reshape(b * hkv * c, 1, -1, d)
-
-    kt, vt = panel(padded[0], blocks[0]), panel(padded[1], blocks[1])
-    s = kt.shape[2]
-    r = torch.arange(qt, device=kt.device)
-    j = torch.arange(win + qt, device=kt.device)
-    local_ok = j[None, :] <= win + r[:, None]  # lower-right causal
-    mask = torch.cat([torch.ones(qt, s - win - qt, dtype=torch.bool, device=kt.device), local_ok], 1).repeat(g, 1)
-    o = F.scaled_dot_product_attention(qtiles.reshape(b * hkv * c, 1, g * qt, d), kt, vt, attn_mask=mask, scale=scale)
-    return o.view(b, hkv, c, g, qt, d)
-
-
-def _first_regular_tile(sel: BlockSelection) -> int:
-    """Smallest relative tile a0 such that every tile >= a0 has all panel slots valid."""
-    tiles = torch.arange(sel.first_tile, sel.first_tile + sel.n_tiles, device=sel.indices.device)
-    start = tiles * sel.query_tile
-    good = start - sel.window_blocks * sel.block_size >= sel.initial_blocks * sel.block_size
-    good &= (sel.indices >= 0).flatten(0, 1).all(0).all(-1)
-    bad = (~good).nonzero()
-    return 0 if bad.numel() == 0 else int(bad.max().item()) + 1
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, do: Tensor):
+        q, k, v = ctx.saved_tensors
+        plan = ctx.plan
+        dq = torch.zeros_like(q)
+        dk, dv = k.new_zeros(k.numel() // plan.d, plan.d), v.new_zeros(v.numel() // plan.d, plan.d)
+        panels = _panels(k, v, plan, with_index=True)
+        for t0, t1 in plan.chunks():
+            kt, vt, mask, flat = panels(t0, t1)
+            gq, gk, gv = _panel_grads(tile_rows(q, plan, t0, t1), kt, vt, mask, tile_rows(do, plan, t0, t1), plan.scale)
+            put_tile_rows(dq, gq, plan, t0, t1)
+            dk.index_add_(0, flat, gk.reshape(-1, plan.d))
+            dv.index_add_(0, flat, gv.reshape(-1, plan.d))
+        return dq, dk.view_as(k), dv.view_as(v), None
 
 
 def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSelection, *,
@@ -169,54 +165,27 @@ def gather_block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, sel: BlockSel
         q: [B, Hq, Tq, D]; k, v: [B, Hkv, Tk, D]; sel: selection for these shapes.
         scale: 1/√D by default.
         key_padding_mask: [B, Tk] bool, True = real token.
-        max_panel_elems: tiles are processed in chunks of about this many score entries (None: 2²⁴ without a
-            gradient, where larger chunks run faster; 2²¹ with one, where a chunk's working set is the peak).
-        recompute: run each chunk under activation checkpointing, so autograd keeps only the chunk's inputs and
-            output and the backward recomputes its gathered K/V, scores and probabilities: the peak memory of
-            forward + backward is one chunk's working set above the output, instead of every chunk's (None: on
-            whenever a gradient will be taken). Same values and gradients.
+        max_panel_elems: tiles are processed in chunks of about this many score entries (None: 2²⁰ without a
+            gradient, where larger chunks run faster; 2¹⁸ with one, where a chunk's working set is the peak).
+        recompute: with a gradient, run through `_GatherSparseAttention`, whose backward re-gathers each chunk's
+            panels and recomputes its probabilities, so forward + backward keep nothing but q, k, v, their
+            gradients and one chunk's working set (None: on). False: plain autograd through every chunk (a
+            reference: it keeps every chunk's panels). Same values and gradients.
 
     Returns:
         O [B, Hq, Tq, D], differentiable in q, k, v.
     """
     _check_qkv(q, k, v)
     b, hq, tq, d = q.shape
-    hkv, tk = k.shape[1], k.shape[2]
-    g, qt, nt = hq // hkv, sel.query_tile, sel.n_tiles
+    hkv, tk, nt = k.shape[1], k.shape[2], sel.n_tiles
     if (tq, tk) != (sel.q_len, sel.kv_len) or sel.indices.shape[:3] != (b, hkv, nt):
         raise ValueError(f"selection is for q_len={sel.q_len}, kv_len={sel.kv_len}, indices "
                          f"{tuple(sel.indices.shape)}; got q {tuple(q.shape)}, k {tuple(k.shape)}")
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    front = sel.q_offset - sel.first_tile * qt
-    back_q = nt * qt - front - tq
-    qpad = F.pad(q, (0, 0, front, back_q)) if front or back_q else q  # F.pad copies even when it pads nothing
-    qtiles = qpad.view(b, hkv, g, nt, qt, d).transpose(2, 3)  # [B, Hkv, nt, G, qt, D]
-    fast = key_padding_mask is None and qt % sel.block_size == 0
-    a0 = _first_regular_tile(sel) if fast else nt
-    keypos = _tile_key_index(sel, q.device)[:, :, :a0] if a0 else None  # [B, Hkv, a0, S]
-    s = keypos.shape[-1] if a0 else (sel.initial_blocks + sel.window_blocks + sel.indices.shape[-1]) * sel.block_size
-    s += 0 if a0 else qt
-    qpos = (torch.arange(nt * qt, device=q.device) + sel.first_tile * qt).view(nt, qt)
-    base = (torch.arange(b * hkv, device=q.device) * tk).view(b, hkv, 1, 1)
-    kflat, vflat = k.reshape(b * hkv * tk, d), v.reshape(b * hkv * tk, d)
     grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
-    recompute = grad if recompute is None else recompute
     if max_panel_elems is None:
-        max_panel_elems = 1 << (21 if grad else 24)
-    chunk = max(1, max_panel_elems // max(1, b * hkv * g * qt * s))
-    run = (lambda fn, *args: checkpoint(fn, *args, use_reentrant=False)) if recompute else (lambda fn, *args: fn(*args))  # noqa: E731
-    outs = []
-    for t0 in range(0, a0, chunk):
-        t1 = min(a0, t0 + chunk)
-        outs.append(run(_masked_tiles, qtiles[:, :, t0:t1], kflat, vflat, keypos[:, :, t0:t1], qpos[t0:t1], base, tk,
-                        scale, key_padding_mask))
-    if a0 < nt:
-        win, nb, bs = sel.window_blocks * sel.block_size, sel.n_blocks, sel.block_size
-        back = (sel.first_tile + nt) * qt - tk
-        padded = (F.pad(k, (0, 0, win, back)), F.pad(v, (0, 0, win, back)))
-        blocks = tuple((F.pad(x, (0, 0, 0, nb * bs - tk)) if nb * bs > tk else x).reshape(b * hkv * nb, bs * d) for x in (k, v))
-    for t0 in range(a0, nt, chunk):
-        t1 = min(nt, t0 + chunk)
-        outs.append(run(_regular_tiles, qtiles[:, :, t0:t1], padded, blocks, sel, t0, t1, scale))
-    out = torch.cat(outs, 2).transpose(2, 3).reshape(b, hq, nt * qt, d)
-    return out[:, :, front:front + tq]
+        max_panel_elems = 1 << (18 if grad else 20)
+    plan = _plan(q, k, sel, scale, key_padding_mask, max_panel_elems)
+    if grad and (recompute is None or recompute):
+        return _GatherSparseAttention.apply(q, k, v, plan)
+    return _sparse_forward(q, k, v, plan)
