@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench.attention.blocks import BlockSelection
-from workbench.attention.panels import (TilePlan, first_regular_tile, general_panel, put_tile_rows, regular_inputs,
+from workbench.attention.panels import (TilePlan, first_regular_tile, general_panel, put_tile_rows, regular_index,
                                         regular_panel, tile_key_index, tile_rows)
 
 
@@ -84,15 +84,15 @@ def _plan(q: Tensor, k: Tensor, sel: BlockSelection, scale: float, key_padding_m
                     a0=a0, keypos=keypos, chunk=chunk, key_padding_mask=key_padding_mask, scale=scale)
 
 
-def _panels(k: Tensor, v: Tensor, plan: TilePlan, with_index: bool):
+def _panels(k: Tensor, v: Tensor, plan: TilePlan):
     """A function (t0, t1) -> (kt, vt, mask, flat) for this call's chunks (see `workbench.attention.panels`)."""
     kflat, vflat = k.reshape(-1, plan.d), v.reshape(-1, plan.d)
-    regular = regular_inputs(k, v, plan) if plan.a0 < plan.sel.n_tiles else None
+    regular = regular_index(plan) if plan.a0 < plan.sel.n_tiles else None
 
     def get(t0: int, t1: int):
         if t0 < plan.a0:
             return general_panel(kflat, vflat, plan, t0, t1)
-        return regular_panel(*regular, plan, t0, t1, with_index=with_index)
+        return regular_panel(kflat, vflat, plan, *regular, t0, t1)
     return get
 
 
@@ -101,7 +101,7 @@ def _sparse_forward(q: Tensor, k: Tensor, v: Tensor, plan: TilePlan) -> Tensor:
     sel, b, hkv, g, d = plan.sel, plan.b, plan.hkv, plan.g, plan.d
     qt, nt = sel.query_tile, sel.n_tiles
     out = q.new_empty(b, hkv, g, nt * qt, d)
-    panels = _panels(k, v, plan, with_index=False)
+    panels = _panels(k, v, plan)
     for t0, t1 in plan.chunks():
         kt, vt, mask, _ = panels(t0, t1)
         qc = tile_rows(q, plan, t0, t1)
@@ -143,7 +143,7 @@ class _GatherSparseAttention(torch.autograd.Function):
         plan = ctx.plan
         dq = torch.zeros_like(q)
         dk, dv = k.new_zeros(k.numel() // plan.d, plan.d), v.new_zeros(v.numel() // plan.d, plan.d)
-        panels = _panels(k, v, plan, with_index=True)
+        panels = _panels(k, v, plan)
         for t0, t1 in plan.chunks():
             kt, vt, mask, flat = panels(t0, t1)
             gq, gk, gv = _panel_grads(tile_rows(q, plan, t0, t1), kt, vt, mask, tile_rows(do, plan, t0, t1), plan.scale)

@@ -128,51 +128,42 @@ def general_panel(kflat: Tensor, vflat: Tensor, plan: TilePlan, t0: int, t1: int
     return kt, vt, mask, flat
 
 
-def regular_inputs(k: Tensor, v: Tensor, plan: TilePlan) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """What `regular_panel` reads: k, v with W zeros in front (and tail padding to whole tiles), and k, v as
-    [B·Hkv·Nb, bs·D] block rows."""
-    sel = plan.sel
-    win, nb, bs, qt = sel.window_blocks * sel.block_size, sel.n_blocks, sel.block_size, sel.query_tile
-    back = (sel.first_tile + sel.n_tiles) * qt - plan.tk
-    padded = (F.pad(k, (0, 0, win, back)), F.pad(v, (0, 0, win, back)))
-    blocks = tuple((F.pad(x, (0, 0, 0, nb * bs - plan.tk)) if nb * bs > plan.tk else x).reshape(-1, bs * plan.d)
-                   for x in (k, v))
-    return padded, blocks
+def regular_index(plan: TilePlan) -> tuple[Tensor, Tensor]:
+    """Flat key rows and the shared mask of the regular run (tiles [a0, n_tiles); all slots valid:
+    query_tile % block_size == 0, no padding).
 
+    Panel of tile a = [initial I | K selected blocks | local keys [a·qt - W, a·qt + qt)]: the same layout
+    for every tile, so one [G·qt, S] mask (lower-right causal on the local part) serves all. Positions past
+    Tk (the last tile's tail, seen by no real query) clamp to Tk - 1.
 
-def regular_panel(padded: tuple[Tensor, Tensor], blocks: tuple[Tensor, Tensor], plan: TilePlan, t0: int, t1: int,
-                  with_index: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """Panels of tiles [t0, t1) of the regular run (all slots valid: query_tile % block_size == 0, no padding).
-
-    Panel of tile a = [initial I | K selected blocks | local keys [a·qt - W, a·qt + qt)]: the same layout for
-    every tile, so one [G·qt, S] mask (lower-right causal on the local part) serves all, and the local part is
-    a strided window (`unfold`) rather than a gather. Returns kt, vt [n, S, D], mask [1, G·qt, S], and with
-    `with_index` the flat key row of every slot [n·S] (positions past Tk, seen by no real query, clamp to Tk - 1).
+    Returns:
+        flat [B, Hkv, n_tiles - a0, S] long rows of k.reshape(-1, D); mask [1, G·qt, S] bool.
     """
-    sel, b, hkv, d, c = plan.sel, plan.b, plan.hkv, plan.d, t1 - t0
-    bs, qt, dev = sel.block_size, sel.query_tile, padded[0].device
+    sel, b, hkv = plan.sel, plan.b, plan.hkv
+    bs, qt, dev = sel.block_size, sel.query_tile, sel.indices.device
     init, win = sel.initial_blocks * bs, sel.window_blocks * bs
-    a = sel.first_tile + t0  # absolute tile
-    idx = sel.indices[:, :, t0:t1]
-    rows = ((torch.arange(b * hkv, device=dev) * sel.n_blocks).view(b, hkv, 1, 1) + idx).reshape(-1)
-
-    def panel(xp: Tensor, xb: Tensor) -> Tensor:
-        local = xp[:, :, a * qt:(a + c) * qt + win].unfold(2, win + qt, qt).transpose(-1, -2)
-        picked = xb.index_select(0, rows).view(b, hkv, c, -1, d)
-        parts = [xp[:, :, None, win:win + init].expand(b, hkv, c, init, d)] if init else []
-        return torch.cat(parts + [picked, local], 3).reshape(b * hkv * c, -1, d)
-
-    kt, vt = panel(padded[0], blocks[0]), panel(padded[1], blocks[1])
-    s = kt.shape[1]
+    idx = sel.indices[:, :, plan.a0:]
+    c = idx.shape[2]
+    picked = (idx[..., None] * bs + torch.arange(bs, device=dev)).flatten(-2)  # [B, Hkv, c, K·bs]
+    a = sel.first_tile + plan.a0
+    local = (torch.arange(a, a + c, device=dev) * qt - win)[:, None] + torch.arange(win + qt, device=dev)
+    shared = [torch.arange(init, device=dev).expand(b, hkv, c, init)] if init else []
+    pos = torch.cat(shared + [picked, local.expand(b, hkv, c, -1)], -1)
+    base = (torch.arange(b * hkv, device=dev) * plan.tk).view(b, hkv, 1, 1)
+    flat = base + pos.clamp(0, plan.tk - 1)
+    s = flat.shape[-1]
     r = torch.arange(qt, device=dev)
     local_ok = torch.arange(win + qt, device=dev)[None, :] <= win + r[:, None]  # lower-right causal
     mask = torch.cat([torch.ones(qt, s - win - qt, dtype=torch.bool, device=dev), local_ok], 1).repeat(plan.g, 1)
-    flat = None
-    if with_index:
-        picked = (idx[..., None] * bs + torch.arange(bs, device=dev)).flatten(-2)  # [B, Hkv, c, K·bs]
-        local = ((torch.arange(a, a + c, device=dev) * qt - win)[:, None] + torch.arange(win + qt, device=dev))
-        shared = [torch.arange(init, device=dev).expand(c, init)] if init else []
-        pos = torch.cat([x.expand(b, hkv, c, -1) for x in shared] + [picked, local.expand(b, hkv, c, -1)], -1)
-        base = (torch.arange(b * hkv, device=dev) * plan.tk).view(b, hkv, 1, 1)
-        flat = (base + pos.clamp(0, plan.tk - 1)).reshape(-1)
-    return kt, vt, mask[None], flat
+    return flat, mask[None]
+
+
+def regular_panel(kflat: Tensor, vflat: Tensor, plan: TilePlan, flat: Tensor, mask: Tensor, t0: int, t1: int
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Panels of tiles [t0, t1) of the regular run: one gather each of k and v by `regular_index`'s rows.
+
+    Returns kt, vt [n, S, D], mask [1, G·qt, S], flat [n·S].
+    """
+    rows = flat[:, :, t0 - plan.a0:t1 - plan.a0].reshape(-1)
+    s = flat.shape[-1]
+    return kflat.index_select(0, rows).view(-1, s, plan.d), vflat.index_select(0, rows).view(-1, s, plan.d), mask, rows

@@ -67,14 +67,13 @@ def _block_logits(inp: SelectorInputs, reps: Tensor) -> Tensor:
     b, hq, nt, d = inp.q_tiles.shape
     hkv = reps.shape[1]
     qg = inp.q_tiles.view(b, hkv, hq // hkv, nt, d)
-    return torch.einsum("bhgtd,bhnd->bhgtn", qg, reps).reshape(b, hq, nt, reps.shape[2]) * inp.scale
+    return torch.einsum("bhgtd,bhnd->bhgtn", qg, reps).reshape(b, hq, nt, reps.shape[2]).mul_(inp.scale)
 
 
 def _softmax_over_candidates(logits: Tensor, candidates: Tensor) -> Tensor:
-    """softmax over candidate blocks only; tiles with no candidate get zeros (never NaN)."""
-    masked = logits.masked_fill(~candidates, float("-inf"))
-    probs = torch.softmax(masked, dim=-1)
-    return torch.nan_to_num(probs, nan=0.0)
+    """softmax over candidate blocks only; tiles with no candidate get zeros (never NaN). Overwrites `logits`."""
+    probs = torch.softmax(logits.masked_fill_(~candidates, float("-inf")), dim=-1)
+    return probs.masked_fill_(~candidates.any(-1, keepdim=True), 0.0)
 
 
 def _key_weights(inp: SelectorInputs) -> Tensor | None:
