@@ -112,3 +112,16 @@ def test_sparse_finetune_changes_a_copy_and_niah_scores_it():
     res = evaluate(tuned, tok, haystack.niah_task("passkey", 160), exs, batch_size=2,
                    max_new_tokens=haystack.answer_token_budget(tok, exs))
     assert res.accuracy == 0.0 and len(res.completions) == 2  # an untrained model does not find the key
+
+
+def test_niah_floor_names_the_references_that_retrieve():
+    """A NIAH comparison at the floor says so, and names the dense / oracle copies' accuracy when they ran."""
+    from workbench.experiments.phsa import floor_reason
+    from workbench.experiments.phsa_niah import NIAH
+
+    per = {"dense": {"after": 0.55}, "oracle": {"after": 1.0}, "phsa": {"after": 0.0}, "infllm_v2": {"after": 0.0}}
+    niah = NIAH(per, {}, {}, [], 0.94, 4096, 2, "passkey", 40)
+    reason = floor_reason(niah)
+    assert reason.startswith("neither phsa nor infllm_v2 retrieves") and "dense 55%" in reason and "oracle 100%" in reason
+    bare = floor_reason(NIAH({"phsa": {"after": 0.0}, "infllm_v2": {"after": 0.0}}, {}, {}, [], 0.5, 256, 2, "passkey", 1))
+    assert bare.endswith("nothing compared")
