@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from torch import Tensor
 from workbench.live import live_curve
 from workbench.utils import tqdm
 
@@ -52,6 +53,7 @@ class PreferenceConfig:
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint"})
     logits_chunk: int = field(default=1024, metadata={"help": "answer tokens per LM-head chunk (0: full [B, T, V] logits)"})
     pack: bool = field(default=False, metadata={"help": "text pairs: each prompt once, its chosen and rejected answers behind it in one padding-free row (models.packing)"})
+    precompute_reference: bool = field(default=False, metadata={"help": "score π_ref once, before step 0, for every pair a step will draw, and reuse it (the reference is frozen; TRL's precompute_ref_log_probs)"})
 
     def __post_init__(self):
         PREFERENCE_LOSSES.get(self.loss)  # unknown name -> one sentence listing the known ones
@@ -98,22 +100,48 @@ def _is_peft(model) -> bool:
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
 
+def _reference_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool,
+                     chunk: int | None, packed: bool) -> tuple[Tensor, ...]:
+    """π_ref's sequence log-probs (chosen, rejected[, vision-rejected]), each [B], without grad; `reference` None
+    with a PEFT policy: the policy with its adapters disabled."""
+    with torch.no_grad():
+        if reference is None:
+            with _unwrap(policy).disable_adapter():
+                return _score(policy, processor, pairs, with_vision, chunk, packed)[0]
+        return _score(reference, processor, pairs, with_vision, chunk, packed)[0]
+
+
 def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool,
-                chunk: int | None = 1024, packed: bool = False) -> PairLogps:
+                chunk: int | None = 1024, packed: bool = False, ref: Sequence[Tensor] | None = None) -> PairLogps:
     """`PairLogps` of `pairs` under the policy (with grad) and the reference (without). `reference` None with a
     PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory.
     `chunk`: answer tokens per LM-head chunk (`preference.scoring`; None = full logits; a DDP-wrapped policy always
-    runs its own forward, so DDP's gradient hooks see it). `packed`: text pairs through the packed forward."""
-    with torch.no_grad():  # the reference first: its forward's buffers are freed before the policy's graph is built
-        if reference is None:
-            with _unwrap(policy).disable_adapter():
-                ref, _ = _score(policy, processor, pairs, with_vision, chunk, packed)
-        else:
-            ref, _ = _score(reference, processor, pairs, with_vision, chunk, packed)
+    runs its own forward, so DDP's gradient hooks see it). `packed`: text pairs through the packed forward.
+    `ref`: the reference's log-probs of these pairs, already computed (`precompute_reference_logps`)."""
+    if ref is None:  # the reference first: its forward's buffers are freed before the policy's graph is built
+        ref = _reference_logps(policy, reference, processor, pairs, with_vision, chunk, packed)
     pol, tok = _score(policy, processor, pairs, with_vision, chunk, packed)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
+
+
+def precompute_reference_logps(policy, reference, processor, pool: Sequence[PreferencePair], cfg: PreferenceConfig,
+                               rank: int = 0, world: int = 1) -> dict[int, Tensor]:
+    """π_ref's log-probs of every pool pair that this process's shard of steps 0 … steps − 1 draws (`step_pairs`),
+    scored once in pool order, `batch_size // world` pairs a forward: {pool index: [2 or 3] float64}. A function of
+    (pool, config) alone, so a resumed run reuses exactly the numbers of the first (it scores steps 0 … start too)."""
+    with_vision = cfg.loss in VISION_LOSSES
+    where = {id(p): i for i, p in enumerate(pool)}
+    needed = sorted({where[id(p)] for step in range(cfg.steps)
+                     for p in step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]})
+    size, out = max(1, cfg.batch_size // world), {}
+    for j in range(0, len(needed), size):
+        idx = needed[j:j + size]
+        logps = _reference_logps(policy, reference, processor, [pool[i] for i in idx], with_vision,
+                                 cfg.logits_chunk or None, cfg.pack)
+        out.update(zip(idx, torch.stack(logps, 1)))
+    return out
 
 
 def _resume(cfg: PreferenceConfig, policy, optimizer, scheduler) -> tuple[int, list[dict]]:
@@ -173,10 +201,13 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
     curve = live_curve(desc or f"preference {cfg.loss}", ("loss", "rewards/margins"), kind="preference") if rank == 0 else None
+    cached = precompute_reference_logps(policy, reference, processor, pool, cfg, rank, world) if cfg.precompute_reference else None
+    where = {id(p): i for i, p in enumerate(pool)}
     try:
         for step in bar:
             batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
-            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack)
+            ref = None if cached is None else torch.stack([cached[where[id(p)]] for p in batch]).unbind(1)
+            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack, ref)
             loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
