@@ -21,7 +21,10 @@ lever off and materialises the [B, T, V] logits as before); ours scores chosen a
 of the policy and one of the reference, TRL does the same (its batch is [chosen; rejected]); TRL also computes
 per-token entropy, mean logits and top-1 accuracy for its logs. `--pack` runs ours with `PreferenceConfig(pack=True)`:
 each pair's prompt once, its chosen and rejected answers behind it in one padding-free row (`models.packing`;
-measured 1.05× TRL against 0.96× without, memory unchanged at 1.30×, so off by default).
+measured 1.05× TRL against 0.96× without, memory unchanged at 1.30×, so off by default). `--precompute-reference`
+turns on each side's own way of scoring the frozen reference once before the first step (ours: the pairs the steps
+will draw, each once; TRL: every row of its dataset) and takes it off every step; that pass runs before the timed
+window on both sides, so the rows compare the steps that follow (each run's `total_seconds` includes it).
 
 Rows go to outputs/bench/dpo_trl.json: throughput (ratio = ours / TRL, target ≥ 1.3; each side's tokens/s is the
 median over its repeats, each repeat's rate and the spread are printed and saved) and peak memory (ours / TRL, the
@@ -52,6 +55,9 @@ from workbench.preference.pairs import PreferencePair  # noqa: E402
 from workbench.preference.trainer import PreferenceConfig, step_pairs, train_preference  # noqa: E402
 from workbench.tasks import arithmetic  # noqa: E402
 from workbench.utils import repo_root  # noqa: E402
+
+
+DEFAULT_OUT = os.path.join(repo_root(), "outputs", "bench", "dpo_trl.json")
 
 
 @dataclass
@@ -89,7 +95,8 @@ def run_ours(base, tok, pairs, args, device) -> RunResult:
     model, reference = copy.deepcopy(base).to(device), copy.deepcopy(base).to(device)
     stamps: list[float] = []
     cfg = PreferenceConfig(loss="sigmoid", beta=0.1, steps=args.steps + 1, batch_size=args.batch, lr=args.lr, seed=args.seed,
-                           logits_chunk=args.logits_chunk, pack=args.pack)
+                           logits_chunk=args.logits_chunk, pack=args.pack,
+                           precompute_reference=args.precompute_reference)
     start = time.perf_counter()
     with PeakMemory(device) as mem:
         train_preference(model, tok, pairs, cfg, reference=reference, on_log=lambda e: stamps.append(_now(device)))
@@ -119,7 +126,7 @@ def run_trl(base, tok, pairs, args, device) -> RunResult:
                         use_cpu=device.type == "cpu", bf16=False, fp16=False, seed=args.seed, data_seed=args.seed,
                         per_device_train_batch_size=args.batch, gradient_accumulation_steps=1, max_steps=args.steps + 1,
                         learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-                        max_grad_norm=1.0, beta=0.1, loss_type=["sigmoid"], precompute_ref_log_probs=False,
+                        max_grad_norm=1.0, beta=0.1, loss_type=["sigmoid"], precompute_ref_log_probs=args.precompute_reference,
                         gradient_checkpointing=False, dataloader_num_workers=0, max_length=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -150,7 +157,9 @@ def main() -> None:
                     help="ours: answer tokens per LM-head chunk (0: full [B, T, V] logits, the lever off)")
     ap.add_argument("--pack", action="store_true", help="ours: PreferenceConfig(pack=True), each prompt once with its "
                     "chosen and rejected answers in one padding-free row")
-    ap.add_argument("--out", default=os.path.join(repo_root(), "outputs", "bench", "dpo_trl.json"))
+    ap.add_argument("--precompute-reference", action="store_true", help="both sides score the frozen reference once "
+                    "before the first step (ours: PreferenceConfig(precompute_reference=True); TRL: precompute_ref_log_probs)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="rows (with --precompute-reference: dpo_trl_precompute.json)")
     args = ap.parse_args()
     args.steps = args.steps or (3 if args.quick else 10)
     args.batch = args.batch or (4 if args.quick else 16)
@@ -174,11 +183,16 @@ def main() -> None:
     tps = lambda runs: statistics.median(rates(runs))  # noqa: E731  (one slow repeat cannot move a median of 3)
     mem = lambda runs: max(x.peak_mem_bytes for x in runs) / 2**20  # noqa: E731
     model = "random tiny Qwen2" if args.random_model else "tiny-arith"
-    params = {"steps": args.steps, "batch": args.batch, "repeats": repeats, "lr": args.lr, "model": model,
+    params = {"precompute_reference": args.precompute_reference, "steps": args.steps, "batch": args.batch,
+              "repeats": repeats, "lr": args.lr, "model": model,
               "device": str(device), "ours_runs": [asdict(x) for x in ours], "trl_runs": [asdict(x) for x in trl],
               "throughput_runs": {"ours": rates(ours), "trl": rates(trl)}, "throughput_is": "median over repeats"}
     peer = f"trl {trl_pkg.__version__} DPOTrainer"
     t_o, t_t, m_o, m_t = tps(ours), tps(trl), mem(ours), mem(trl)
+    if args.precompute_reference:
+        model += ", reference precomputed"
+        if args.out == DEFAULT_OUT:
+            args.out = DEFAULT_OUT.replace("dpo_trl.json", "dpo_trl_precompute.json")
     rows = [{"name": f"DPO train throughput batch={args.batch} {model}", "unit": "tokens/s", "ours": t_o, "peer": t_t,
              "peer_name": peer, "ratio": t_o / t_t, "target": 1.3, "meets": bool(t_o / t_t >= 1.3), "params": params},
             {"name": f"DPO peak memory batch={args.batch} {model}", "unit": "MiB (RSS growth)" if device.type == "cpu"

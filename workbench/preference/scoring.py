@@ -35,11 +35,11 @@ def sequence_logps(model, batch: dict, chunk: int | None = 1024) -> tuple[torch.
     mask = target != IGNORE
     parts = split_lm(model) if chunk else None
     if parts is None:
-        logits = model(**batch).logits[:, :-1]
+        logits = model(**batch, use_cache=False).logits[:, :-1]
         per_token = selective_log_softmax(logits, target.clamp(min=0))
         return (per_token * mask).sum(-1), mask.sum(-1)
     decoder, head = parts
-    hidden = decoder(**batch).last_hidden_state[:, :-1]
+    hidden = decoder(**batch, use_cache=False).last_hidden_state[:, :-1]
     rows, cols = mask.nonzero(as_tuple=True)
     logp, _ = chunked_logprobs(hidden[rows, cols], head, target[rows, cols], chunk=chunk)
     return logp.new_zeros(target.shape[0]).index_add(0, rows, logp), mask.sum(-1)

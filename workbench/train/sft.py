@@ -116,7 +116,7 @@ def sft(
         batch = next(batches)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         labels = batch.pop("labels")
-        logits = model(**batch).logits
+        logits = model(**batch, use_cache=False).logits  # no KV cache to build and hold in training
         loss = masked_nll(logits, labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SFT loss became {loss.item()} at step {step}")
