@@ -40,7 +40,7 @@ class NIAH:
         predictions: {name: greedy completions after fine-tuning}, aligned with `examples`.
         correct: {name: per-example greedy correctness after fine-tuning (`EvalResult.correct`)}, aligned
             with `examples` (the same held-out documents for every name: the unit of the paired NIAH claim).
-        examples: the held-out `HaystackExample`s; sparsity: the shared sparsity at `top_k` and `length`.
+        examples: the held-out `HaystackExample`s; sparsity: the shared sparsity at `top_k`, `block_size` and `length`.
     """
 
     per_selector: dict
@@ -53,6 +53,7 @@ class NIAH:
     kind: str
     steps: int
     correct: dict = field(default_factory=dict)
+    block_size: int = 16
 
     def as_dict(self) -> dict:
         """The NIAH results as results.json records them."""
@@ -77,14 +78,15 @@ def sparse_niah(run: Setup, P: Params, log=print) -> NIAH:
     `P.ft_length` characters, seed `P.seed + 1`, lr `P.ft_lr`), then NIAH accuracy of the tuned copy."""
     tok = run.tokenizer
     examples = haystack.generate(P.n_eval, P.niah_kind, P.ft_length, seed=10_000 + 1000 * P.seed)
-    sparsity = config_sparsity(run.cfg.replace(top_k=P.ft_top_k),
+    geometry = dict(top_k=P.ft_top_k, block_size=P.ft_block_size)
+    sparsity = config_sparsity(run.cfg.replace(**geometry),
                                len(tok(examples[0].prompt, add_special_tokens=False)["input_ids"]))
     task = haystack.niah_task(P.niah_kind, P.ft_length)
     if log:
-        log(f"NIAH at {P.ft_length} characters, top-K {P.ft_top_k}: sparsity {sparsity:.2%}")
+        log(f"NIAH at {P.ft_length} characters, top-K {P.ft_top_k} of {P.ft_block_size}-token blocks: sparsity {sparsity:.2%}")
     per, histories, predictions, correct = {}, {}, {}, {}
     for name in P.ft_selectors:
-        cfg = run.cfg.replace(selector=name, top_k=P.ft_top_k)
+        cfg = run.cfg.replace(selector=name, **geometry)
         enable_sparse_attention(run.lm, cfg)
         before = niah_accuracy(run.lm, tok, task, examples).accuracy
         disable_sparse_attention(run.lm)
@@ -100,4 +102,4 @@ def sparse_niah(run: Setup, P: Params, log=print) -> NIAH:
                 f"(e.g. {after.completions[0]!r} for {examples[0].answer!r})")
         del tuned
     return NIAH(per, histories, predictions, examples, sparsity, P.ft_length, P.ft_top_k, P.niah_kind, P.ft_steps,
-                correct)
+                correct, P.ft_block_size)
