@@ -73,6 +73,7 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = No
 
 def _plan(q: Tensor, k: Tensor, sel: BlockSelection, scale: float, key_padding_mask: Tensor | None,
           max_panel_elems: int) -> TilePlan:
+    """This call's `TilePlan`: where the regular run starts, the general tiles' slot positions, tiles per chunk."""
     b, hq, tq, d = q.shape
     hkv, tk, qt, nt = k.shape[1], k.shape[2], sel.query_tile, sel.n_tiles
     fast = key_padding_mask is None and qt % sel.block_size == 0
@@ -106,7 +107,7 @@ def _sparse_forward(q: Tensor, k: Tensor, v: Tensor, plan: TilePlan) -> Tensor:
         kt, vt, mask, _ = panels(t0, t1)
         qc = tile_rows(q, plan, t0, t1)
         o = F.scaled_dot_product_attention(qc[:, None], kt[:, None], vt[:, None], attn_mask=mask[:, None], scale=plan.scale)
-        out[:, :, :, t0 * qt:t1 * qt] = o.view(b, hkv, t1 - t0, g, qt, d).transpose(2, 3).reshape(b, hkv, g, -1, d)
+        out.view(b, hkv, g, nt, qt, d)[:, :, :, t0:t1].copy_(o.view(b, hkv, t1 - t0, g, qt, d).transpose(2, 3))
     return out.view(b, hkv * g, nt * qt, d)[:, :, plan.front:plan.front + plan.tq]
 
 

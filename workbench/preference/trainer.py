@@ -202,7 +202,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
                disable=rank != 0)
     curve = live_curve(desc or f"preference {cfg.loss}", ("loss", "rewards/margins"), kind="preference") if rank == 0 else None
     cached = precompute_reference_logps(policy, reference, processor, pool, cfg, rank, world) if cfg.precompute_reference else None
-    where = {id(p): i for i, p in enumerate(pool)}
+    where = {id(p): i for i, p in enumerate(pool)} if cached is not None else {}
     try:
         for step in bar:
             batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
