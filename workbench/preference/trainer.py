@@ -198,6 +198,7 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
             f.writelines(json.dumps(h) + "\n" for h in history)
     events = ScalarEvents(cfg.output_dir, purge_step=start + 1) if log_path else None  # TensorBoard beside metrics.jsonl
     policy.train()
+    opt.zero_grad(set_to_none=True)
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
     curve = live_curve(desc or f"preference {cfg.loss}", ("loss", "rewards/margins"), kind="preference") if rank == 0 else None
@@ -211,10 +212,10 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
             loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)
             accelerator.backward(loss) if accelerator is not None else loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip))
             opt.step()
+            opt.zero_grad(set_to_none=True)  # here, not before the backward: no gradients live through the next forwards
             sched.step()
             entry = {"step": step + 1, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0], **metrics}
             history.append(entry)

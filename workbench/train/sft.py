@@ -109,6 +109,7 @@ def sft(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, config.warmup_steps, config.steps))
     model.train()
+    opt.zero_grad(set_to_none=True)
     history, running = [], []
     bar = tqdm(range(config.steps), desc=desc, leave=False)
     curve = live_curve(desc, ("loss",), kind="sft")  # None unless a live notebook frontend is attached
@@ -120,10 +121,10 @@ def sft(
         loss = masked_nll(logits, labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SFT loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
+        opt.zero_grad(set_to_none=True)  # after the step: no gradients live through the next forward
         sched.step()
         running.append(loss.item())
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
