@@ -4,8 +4,8 @@ flat key row each panel slot came from (so panel gradients scatter back with one
 
 Panel of a tile (PHSA's union, arXiv 2601.02819): initial tokens | local region | its top-K blocks.
 `TilePlan` fixes the geometry once per call; `general_panel` serves any tile (per-head masks,
-padding); `regular_panel` the tiles whose slots are all valid, with one shared mask and the local
-keys as a strided window instead of a gather.
+padding); `regular_panel` the tiles whose slots are all valid: one shared mask, and every slot's key row
+from `regular_index`, built once per call, so a chunk's panel is one `index_select` of k and one of v.
 """
 
 from __future__ import annotations

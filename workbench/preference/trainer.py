@@ -72,8 +72,8 @@ class PreferenceConfig:
             raise ValueError("PreferenceConfig.resume and checkpoint_every need an output_dir")
 
 
-def step_pairs(pool: Sequence[PreferencePair], batch_size: int, seed: int, step: int) -> list[PreferencePair]:
-    """The `batch_size` pairs of step `step`: `random.Random(f"{seed}-{step}").sample(pool, batch_size)` — a
+def step_pairs(pool: Sequence, batch_size: int, seed: int, step: int) -> list:
+    """The `batch_size` pairs (or pool positions, given a range) of step `step`: `random.Random(f"{seed}-{step}").sample(pool, batch_size)` — a
     function of (seed, step) alone, so a resumed run, an SFT baseline and a peer benchmark see the same batches."""
     return random.Random(f"{seed}-{step}").sample(pool, batch_size)
 
@@ -132,9 +132,9 @@ def precompute_reference_logps(policy, reference, processor, pool: Sequence[Pref
     scored once in pool order, `batch_size // world` pairs a forward: {pool index: [2 or 3] float64}. A function of
     (pool, config) alone, so a resumed run reuses exactly the numbers of the first (it scores steps 0 … start too)."""
     with_vision = cfg.loss in VISION_LOSSES
-    where = {id(p): i for i, p in enumerate(pool)}
-    needed = sorted({where[id(p)] for step in range(cfg.steps)
-                     for p in step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]})
+    positions = range(len(pool))  # step_pairs draws by position, so drawing positions names the same pairs
+    needed = sorted({i for step in range(cfg.steps)
+                     for i in step_pairs(positions, cfg.batch_size, cfg.seed, step)[rank::world]})
     size, out = max(1, cfg.batch_size // world), {}
     for j in range(0, len(needed), size):
         idx = needed[j:j + size]
@@ -199,15 +199,15 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
     events = ScalarEvents(cfg.output_dir, purge_step=start + 1) if log_path else None  # TensorBoard beside metrics.jsonl
     policy.train()
     opt.zero_grad(set_to_none=True)
+    cached = precompute_reference_logps(policy, reference, processor, pool, cfg, rank, world) if cfg.precompute_reference else None
     bar = tqdm(range(start, cfg.steps), desc=desc or f"preference {cfg.loss}", initial=start, total=cfg.steps,
                disable=rank != 0)
     curve = live_curve(desc or f"preference {cfg.loss}", ("loss", "rewards/margins"), kind="preference") if rank == 0 else None
-    cached = precompute_reference_logps(policy, reference, processor, pool, cfg, rank, world) if cfg.precompute_reference else None
-    where = {id(p): i for i, p in enumerate(pool)} if cached is not None else {}
     try:
         for step in bar:
-            batch = step_pairs(pool, cfg.batch_size, cfg.seed, step)[rank::world]
-            ref = None if cached is None else torch.stack([cached[where[id(p)]] for p in batch]).unbind(1)
+            drawn = step_pairs(range(len(pool)), cfg.batch_size, cfg.seed, step)[rank::world]
+            batch = [pool[i] for i in drawn]
+            ref = None if cached is None else torch.stack([cached[i] for i in drawn]).unbind(1)
             lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack, ref)
             loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
             if not torch.isfinite(loss):
