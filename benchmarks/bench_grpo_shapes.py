@@ -17,7 +17,8 @@ everywhere). Targets (issue 27): ours / TRL ≥ 2 in completion tokens/s and ≤
 
 Levers: each of our update's levers is turned off in turn (one more run of ours per lever and shape), and the row
 gives that run against ours with the defaults: `skip_zero_advantage` (rows whose advantage is 0 everywhere leave
-the update), `share_prompts` (each group's prompt runs once, its completions on its KV cache), `pack` (off by
+the update), `share_prompts` (each group's prompt runs once, its completions on its KV cache), `lean_activations`
+(the SwiGLU MLPs and RMSNorms recompute their cheap intermediates in the backward, `models.lean`), `pack` (off by
 default; its row turns it on: one padding-free row per prompt with its completions, `models.packing`), `logits_chunk`
 (automatic: 256 completion tokens per LM-head chunk, no [B, T, V] logits, at vocabularies of 16,384 ids and
 more; its row flips it: off at `vocab32k`, on elsewhere). Rows go to outputs/bench/grpo_trl.json.
@@ -48,7 +49,7 @@ TARGET_SPEED, TARGET_MEMORY = 2.0, 0.8
 SHAPES = {"arith": (8, 8, 48), "long": (4, 8, 256), "vocab32k": (8, 8, 48)}
 #: lever -> the RLConfig change of its run (each lever off; logits_chunk flipped from what auto picks, see `lever_change`)
 LEVERS = {"skip_zero_advantage": ({"skip_zero_advantage": False}, "off"), "share_prompts": ({"share_prompts": False}, "off"),
-          "pack": ({"pack": True}, "on"), "logits_chunk": None}
+          "lean_activations": ({"lean_activations": False}, "off"), "pack": ({"pack": True}, "on"), "logits_chunk": None}
 
 
 def lever_change(lever: str, model) -> tuple[dict, str]:

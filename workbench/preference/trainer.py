@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 from workbench.live import live_curve
+from workbench.models.lean import lean_activations
 from workbench.utils import tqdm
 
 from workbench.preference.losses import PREFERENCE_LOSSES, PairLogps, preference_loss
@@ -53,6 +54,7 @@ class PreferenceConfig:
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint"})
     logits_chunk: int = field(default=1024, metadata={"help": "answer tokens per LM-head chunk (0: full [B, T, V] logits)"})
     pack: bool = field(default=False, metadata={"help": "text pairs: each prompt once, its chosen and rejected answers behind it in one padding-free row (models.packing)"})
+    lean_activations: bool = field(default=True, metadata={"help": "the policy's SwiGLU MLPs and RMSNorms keep fewer tensors for the backward (models.lean: same gradient bit for bit)"})
     precompute_reference: bool = field(default=False, metadata={"help": "score π_ref once, before step 0, for every pair a step will draw, and reuse it (the reference is frozen; TRL's precompute_ref_log_probs)"})
 
     def __post_init__(self):
@@ -112,15 +114,18 @@ def _reference_logps(policy, reference, processor, pairs: Sequence[PreferencePai
 
 
 def batch_logps(policy, reference, processor, pairs: Sequence[PreferencePair], with_vision: bool,
-                chunk: int | None = 1024, packed: bool = False, ref: Sequence[Tensor] | None = None) -> PairLogps:
+                chunk: int | None = 1024, packed: bool = False, ref: Sequence[Tensor] | None = None,
+                lean: bool = True) -> PairLogps:
     """`PairLogps` of `pairs` under the policy (with grad) and the reference (without). `reference` None with a
     PEFT policy: the policy with its adapters disabled (the base it was built on), no second copy in memory.
     `chunk`: answer tokens per LM-head chunk (`preference.scoring`; None = full logits; a DDP-wrapped policy always
     runs its own forward, so DDP's gradient hooks see it). `packed`: text pairs through the packed forward.
-    `ref`: the reference's log-probs of these pairs, already computed (`precompute_reference_logps`)."""
+    `ref`: the reference's log-probs of these pairs, already computed (`precompute_reference_logps`). `lean`: the
+    policy's forward under `models.lean.lean_activations` (same numbers, less kept for the backward)."""
     if ref is None:  # the reference first: its forward's buffers are freed before the policy's graph is built
         ref = _reference_logps(policy, reference, processor, pairs, with_vision, chunk, packed)
-    pol, tok = _score(policy, processor, pairs, with_vision, chunk, packed)
+    with lean_activations(_unwrap(policy), lean):
+        pol, tok = _score(policy, processor, pairs, with_vision, chunk, packed)
     return PairLogps(chosen=pol[0], rejected=pol[1], ref_chosen=ref[0], ref_rejected=ref[1],
                      vision_rejected=pol[2] if with_vision else None, ref_vision_rejected=ref[2] if with_vision else None,
                      chosen_tokens=tok[0], rejected_tokens=tok[1])
@@ -208,7 +213,8 @@ def train_preference(policy, processor, pairs: Sequence[PreferencePair], config:
             drawn = step_pairs(range(len(pool)), cfg.batch_size, cfg.seed, step)[rank::world]
             batch = [pool[i] for i in drawn]
             ref = None if cached is None else torch.stack([cached[i] for i in drawn]).unbind(1)
-            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack, ref)
+            lp = batch_logps(model, reference, processor, batch, with_vision, cfg.logits_chunk or None, cfg.pack, ref,
+                             cfg.lean_activations)
             loss, metrics = preference_loss(cfg.loss, lp, cfg.beta)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"preference loss became {loss.item()} at step {step}")

@@ -72,6 +72,7 @@ class RLConfig:
     share_prompts: bool = field(default=True, metadata={"help": "run each distinct prompt once per micro-batch and its G completions on its KV cache (same numbers, fewer prompt tokens)"})
     pack: bool = field(default=False, metadata={"help": "padding-free packed update: per micro-batch one row per distinct prompt, its completions back to back under a block mask (models.packing; same gradient, no padding, one forward so DDP runs it too); text models only"})
     logits_chunk: int | None = field(default=None, metadata={"help": "completion tokens per LM-head chunk in the update and scoring (models.chunked: no [B, T, V] logits); 0: full logits; None (default): auto, AUTO_LOGITS_CHUNK when the policy's LM head has >= AUTO_CHUNK_VOCAB ids, else full logits (benchmarks/bench_grpo_shapes.py: at a 32k vocabulary chunking is 1.24x faster at 0.25x the memory, at 128 ids 0.92-0.99x)"})
+    lean_activations: bool = field(default=True, metadata={"help": "SwiGLU MLPs and RMSNorms keep fewer tensors for the backward in the update (models.lean: same gradient bit for bit, about a third less activation memory)"})
     skip_zero_advantage: bool = field(default=True, metadata={"help": "leave rows whose advantage is 0 on every token out of the update's forward/backward (exact: their gradient is 0); off automatically with a KL penalty or a batch-coupled token weight"})
     lr: float = field(default=2e-5, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})

@@ -8,13 +8,16 @@ Work the update does not do (the gradient is unchanged, see `tests/rl/test_train
 advantage is 0 on every token are counted in the loss denominators but not run (`skip_zero_advantage`);
 a prompt repeated in a micro-batch runs once and its completions attend to its KV cache
 (`share_prompts`, Prefix Grouper); micro-batches hold rows of similar length and are trimmed to their
-longest completion; log π_old is scored only for the rows a later optimizer step runs.
+longest completion; log π_old is scored only for the rows a later optimizer step runs. Memory it does
+not keep: the SwiGLU MLPs and RMSNorms recompute their cheap intermediates in the backward
+(`lean_activations`, `models.lean`, same gradient bit for bit).
 """
 
 from __future__ import annotations
 
 import torch
 
+from workbench.models.lean import lean_activations
 from workbench.models.scoring import completion_logprobs
 from workbench.rl.losses import masked_mean, policy_loss
 from workbench.rl.rollout import Rollout
@@ -104,6 +107,7 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
     # model must see one forward per backward (a second forward's sync deadlocks the processes), so
     # several processes run the one-pass forward
     share_prompts = cfg.share_prompts and world == 1
+    policy = accelerator.unwrap_model(model)
     for i, (chunk, active) in enumerate(zip(chunks, runs)):
         on_policy = lazy and i == 0
         tokens = rollout.completion_mask[chunk].sum().float().to(device)
@@ -122,7 +126,8 @@ def update_policy(model, optimizer, scheduler, accelerator, rollout: Rollout, ad
             sync = j == len(micro) - 1
             ctx = accelerator.no_sync(model) if (world > 1 and not sync) else _nullcontext()
             with ctx:
-                with autocast(cfg, device):  # the forward only: backward runs outside autocast
+                # the forward only: backward runs outside autocast (the lean modules' graph outlives the patch)
+                with autocast(cfg, device), lean_activations(policy, cfg.lean_activations):
                     logp, ent = completion_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids,
                                                     mb.completion_mask, temperature=cfg.temperature, with_entropy=on_policy,
                                                     share_prompts=share_prompts, chunk=cfg.logits_chunk or None,

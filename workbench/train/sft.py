@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 from workbench.live import live_curve
+from workbench.models.lean import lean_activations
 from workbench.utils import tqdm
 
 IGNORE_INDEX = -100
@@ -71,6 +72,7 @@ class SFTConfig:
     warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps, then cosine decay to 10%"})
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm"})
     log_every: int = field(default=10, metadata={"help": "steps between history entries"})
+    lean_activations: bool = field(default=True, metadata={"help": "SwiGLU MLPs and RMSNorms keep fewer tensors for the backward (models.lean: same gradient bit for bit)"})
 
     def __post_init__(self):
         for name in ("steps", "log_every"):
@@ -117,7 +119,8 @@ def sft(
         batch = next(batches)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         labels = batch.pop("labels")
-        logits = model(**batch, use_cache=False).logits  # no KV cache to build and hold in training
+        with lean_activations(model, config.lean_activations):
+            logits = model(**batch, use_cache=False).logits  # no KV cache to build and hold in training
         loss = masked_nll(logits, labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SFT loss became {loss.item()} at step {step}")
