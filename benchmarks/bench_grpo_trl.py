@@ -144,6 +144,28 @@ class PeakMemory:
         return False
 
 
+LIVE_MMAP_THRESHOLD = 1 << 20
+
+
+def fix_mmap_threshold(threshold: int = LIVE_MMAP_THRESHOLD) -> bool:
+    """Make the process's peak RSS follow its live memory: glibc `mallopt(M_MMAP_THRESHOLD, threshold)` serves
+    every allocation of `threshold` bytes or more with its own mmap, unmapped when freed, and turns off the
+    threshold's dynamic growth (which otherwise lets freed tensors of up to 32 MiB stay in the heap, where they
+    count in RSS until reused). Set once, before either side runs: it applies to both. Returns False where
+    this is not glibc (then RSS includes freed heap memory, as by default)."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD = -3
+    except (OSError, AttributeError):
+        return False
+
+
+def memory_label(device: torch.device, live: bool) -> str:
+    """What the memory rows measure on `device` (`live`: `fix_mmap_threshold` is in effect)."""
+    if device.type == "cuda":
+        return "CUDA max_memory_allocated increase"
+    return f"peak RSS increase, glibc mmap threshold fixed at {LIVE_MMAP_THRESHOLD >> 20} MiB" if live else "peak RSS increase"
+
+
 def _malloc_trim() -> None:
     """Return freed heap memory to the OS (glibc only; a no-op elsewhere)."""
     try:
@@ -334,8 +356,12 @@ def main() -> None:
     parser.add_argument("--plain-update", action="store_true",
                         help="ours runs every row and every prompt copy through the update, as TRL does "
                              "(RLConfig skip_zero_advantage=False, share_prompts=False)")
+    parser.add_argument("--live-memory", action="store_true",
+                        help="fix glibc's mmap threshold at 1 MiB for both sides, so peak RSS follows live memory "
+                             "rather than freed heap the allocator keeps (`fix_mmap_threshold`)")
     parser.add_argument("--out", default=os.path.join(repo_root(), "outputs", "bench", "grpo_trl.json"))
     args = parser.parse_args()
+    live = args.live_memory and fix_mmap_threshold()
     pick = lambda value, full, quick: value if value is not None else (quick if args.quick else full)  # noqa: E731
     num_prompts, G = pick(args.num_prompts, 8, 4), pick(args.num_generations, 8, 4)
     micro = args.micro_batch_size or num_prompts * G
@@ -374,7 +400,7 @@ def main() -> None:
             "plain_update": plain,
             "gradient_checkpointing": gc_on, "threads": torch.get_num_threads(), "loadavg_1m_start": load_start,
             "loadavg_1m": os.getloadavg()[0], "cpu_count": os.cpu_count(),
-            "memory": "CUDA max_memory_allocated increase" if device.type == "cuda" else "peak RSS increase"}
+            "memory": memory_label(device, live)}
     rows = make_rows(s, ours, trl, meta)
     print(f"\nGRPO, {meta['model']} on {device} ({meta['threads']} threads, 1-min load {load_start:.2f} -> {meta['loadavg_1m']:.2f}): "
           f"{s.num_prompts} prompts x G={s.num_generations}, max {s.max_new_tokens} new tokens, {s.steps} timed steps x {repeats}")
