@@ -147,14 +147,14 @@ class PeakMemory:
 LIVE_MMAP_THRESHOLD = 1 << 20
 
 
-def fix_mmap_threshold(threshold: int = LIVE_MMAP_THRESHOLD) -> bool:
-    """Make the process's peak RSS follow its live memory: glibc `mallopt(M_MMAP_THRESHOLD, threshold)` serves
-    every allocation of `threshold` bytes or more with its own mmap, unmapped when freed, and turns off the
+def fix_mmap_threshold() -> bool:
+    """Make the process's peak RSS follow its live memory: glibc `mallopt(M_MMAP_THRESHOLD, LIVE_MMAP_THRESHOLD)`
+    serves every allocation of that many bytes or more with its own mmap, unmapped when freed, and turns off the
     threshold's dynamic growth (which otherwise lets freed tensors of up to 32 MiB stay in the heap, where they
     count in RSS until reused). Set once, before either side runs: it applies to both. Returns False where
     this is not glibc (then RSS includes freed heap memory, as by default)."""
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD = -3
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, LIVE_MMAP_THRESHOLD))  # M_MMAP_THRESHOLD = -3
     except (OSError, AttributeError):
         return False
 
