@@ -10,16 +10,26 @@ from workbench.run_plan import describe, plan, zoo_models
 def test_quickstart_needs_its_base_and_its_cached_rl_run():
     nb = resolve_notebooks(["00"])[0]
     assert nb.endswith("00_quickstart.ipynb")
-    assert zoo_models(nb, "cpu") == ["tiny-arith", "tiny-arith-grpo"]
-    assert zoo_models(nb, "smoke") == ["tiny-arith"]
+    assert zoo_models(nb, "cpu") == [("tiny-arith", 0), ("tiny-arith-grpo", 0)]
+    assert zoo_models(nb, "smoke") == [("tiny-arith", 0)]
 
 
 def test_preset_model_is_used_when_the_notebook_default_is_none():
     nb = resolve_notebooks(["03"])[0]
     from workbench.experiments.tor import PRESETS
 
-    assert zoo_models(nb, "smoke") == [PRESETS.table["smoke"]["model"]]
+    assert zoo_models(nb, "smoke") == [(PRESETS.table["smoke"]["model"], 0)]
     assert zoo_models(nb, "gpu") == []  # a local checkpoint, not a zoo model
+
+
+def test_models_named_in_preset_rows_and_seeded_families_are_listed():
+    """01, 07 and 11 name their models in parameters other than `model` (or as a seeded family)."""
+    atlas, halbench, delta = (resolve_notebooks([k])[0] for k in ("11", "07", "01"))
+    assert zoo_models(atlas, "cpu") == [("tiny-arith", 0), ("tiny-arith-grpo", 0), ("tiny-shapes-vl-rl", 0)]
+    assert zoo_models(delta, "smoke") == [("tiny-arith", 0)]  # smoke trains its own RL copy
+    cpu = zoo_models(halbench, "cpu")
+    assert len(cpu) == 9 and ("tiny-shapes-vl-cooc-r50", 2) in cpu
+    assert zoo_models(halbench, "gpu") == []  # a local checkpoint is required there
 
 
 def test_plan_reads_the_cache_and_the_last_run(tmp_path, monkeypatch):

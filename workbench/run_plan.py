@@ -4,9 +4,10 @@ the same preset took here.
 
     print(describe(plan(resolve_notebooks(["01", "09"]), "cpu", "outputs")))
 
-A notebook's zoo models are its `model` parameter (the notebook's default, else its preset's row in the
-experiment module's `PRESETS`) and any the module lists in `ZOO_MODELS_USED[preset]` (e.g. the
-quickstart's cached RL run). A model trained on first use has no recorded time (the plan says so rather than
+A notebook's zoo models are its `model` parameter (the notebook's default), every value of its preset's row
+in the experiment module's `PRESETS` that names a zoo recipe (`model`, `text_model`, …), and any the module
+lists in `ZOO_MODELS_USED[preset]`: a recipe name, or `(name, seed)` for a recipe trained at another seed (e.g.
+the quickstart's cached RL run; Causal-HalBench's nine biased models). A model trained on first use has no recorded time (the plan says so rather than
 guess); a cached one records its `build_seconds`.
 """
 
@@ -28,6 +29,11 @@ class ZooNeed:
     name: str
     cached: bool
     build_seconds: float | None = None
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.seed else f"{self.name} seed {self.seed}"
 
 
 @dataclass
@@ -55,8 +61,9 @@ def _default_model(path: str) -> str | None:
     return None if value in (None, "None") else value
 
 
-def zoo_models(path: str, preset: str) -> list[str]:
-    """Zoo recipe names notebook `path` loads at `preset` (see the module docstring); local paths are left out."""
+def zoo_models(path: str, preset: str) -> list[tuple[str, int]]:
+    """(recipe name, seed) of every zoo model notebook `path` loads at `preset` (see the module docstring), in the
+    order named; local paths are left out."""
     from workbench.models.zoo import RECIPES, discover_recipes
 
     discover_recipes()
@@ -64,14 +71,15 @@ def zoo_models(path: str, preset: str) -> list[str]:
     module = importlib.import_module(f"workbench.experiments.{name}") if name else None
     presets = getattr(module, "PRESETS", None)
     row = presets.table.get(preset, {}) if presets is not None else {}
-    wanted = [_default_model(path) or row.get("model"), *getattr(module, "ZOO_MODELS_USED", {}).get(preset, [])]
-    return [m for m in dict.fromkeys(wanted) if m and m in RECIPES]
+    wanted = [_default_model(path), *row.values(), *getattr(module, "ZOO_MODELS_USED", {}).get(preset, [])]
+    pairs = [(w, 0) if isinstance(w, str) else tuple(w) for w in wanted if isinstance(w, (str, tuple))]
+    return [(n, int(s)) for n, s in dict.fromkeys(pairs) if n in RECIPES]
 
 
-def _need(name: str) -> ZooNeed:
+def _need(name: str, seed: int = 0) -> ZooNeed:
     from workbench.models.zoo import checkpoint_dir
 
-    folder = checkpoint_dir(name)
+    folder = checkpoint_dir(name, seed)
     cached = os.path.isfile(os.path.join(folder, "config.json"))
     seconds = None
     info = os.path.join(folder, "info.json")
@@ -79,7 +87,7 @@ def _need(name: str) -> ZooNeed:
         with open(info, encoding="utf-8") as f:
             recorded = json.load(f)
         seconds = recorded.get("build_seconds", recorded.get("train_seconds"))
-    return ZooNeed(name, cached, seconds)
+    return ZooNeed(name, cached, seconds, seed)
 
 
 def _last_seconds(outputs_root: str, notebook: str, preset: str) -> float | None:
@@ -97,7 +105,7 @@ def plan(notebooks: list[str], preset: str, outputs_root: str) -> list[Step]:
     steps = []
     for path in notebooks:
         name = os.path.splitext(os.path.basename(path))[0]
-        steps.append(Step(name, [_need(m) for m in zoo_models(path, preset)], _last_seconds(outputs_root, name, preset)))
+        steps.append(Step(name, [_need(m, s) for m, s in zoo_models(path, preset)], _last_seconds(outputs_root, name, preset)))
     return steps
 
 
@@ -106,14 +114,14 @@ def describe(steps: list[Step]) -> str:
     and how many models train on first use with no recorded time."""
     lines, known, unknown, to_train = [], 0.0, [], set()
     for s in steps:
-        zoo = ", ".join(f"{z.name} ({'cached' if z.cached else 'trains on first use'})" for z in s.zoo) or "no zoo model"
+        zoo = ", ".join(f"{z.label} ({'cached' if z.cached else 'trains on first use'})" for z in s.zoo) or "no zoo model"
         last = f"last run {s.last_seconds / 60:.1f} min" if s.last_seconds is not None else "no earlier run here"
         lines.append(f"  {s.notebook}: {last}; {zoo}")
         if s.last_seconds is not None:
             known += s.last_seconds
         else:
             unknown.append(s.notebook)
-        to_train |= {z.name for z in s.zoo if not z.cached}
+        to_train |= {z.label for z in s.zoo if not z.cached}
     parts = [f"expected about {known / 60:.0f} min for the {len(steps) - len(unknown)} notebook(s) run here before"] \
         if len(unknown) < len(steps) else []
     if unknown:

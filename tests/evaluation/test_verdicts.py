@@ -119,3 +119,30 @@ def test_zero_variance_is_inconclusive_not_a_point_ci():
     assert decide([0.05] * 4, sesoi=0.02).verdict == "inconclusive"
     assert decide_threshold([0.2] * 3, 0.15).verdict == "inconclusive"
     assert decide_unpaired([0.0] * 5, [0.0] * 5, sesoi=0.02).verdict == "inconclusive"
+
+
+def test_exact_ties_refute_only_when_the_binomial_bound_is_below_the_sesoi():
+    from workbench.evaluation.verdicts import tie_bound
+
+    many = decide([0.0] * 192, sesoi=0.02, max_diff=1.0)  # 192 tied prompts: effect ≤ 1 − 0.05^(1/192) ≈ 0.0155
+    assert many.verdict == "refuted" and "192 pairs tie" in many.reason
+    few = decide([0.0] * 5, sesoi=0.02, max_diff=1.0)  # 5 tied seeds leave room for an effect of 0.45
+    assert few.verdict == "inconclusive" and few.budget == 149
+    assert tie_bound(149, 1.0) < 0.02 <= tie_bound(148, 1.0)
+    assert decide([0.0] * 192, sesoi=0.02, max_diff=2.0).verdict == "inconclusive"  # differences up to 2: bound 0.031
+    assert decide([0.05] * 4, sesoi=0.02, max_diff=1.0).verdict == "inconclusive"  # a constant non-zero shift is not a tie
+    assert decide([0.0] * 192, sesoi=0.02, max_diff=1.0, baseline_learned=False).verdict == "inconclusive"
+    assert decide([0.0] * 192, sesoi=0.02).verdict == "inconclusive"  # without max_diff nothing bounds the effect
+    with pytest.raises(ValueError, match="max_diff"):
+        decide([0.0] * 4, sesoi=0.02, max_diff=0.0)
+
+
+def test_tie_bound_against_a_float64_bisection():
+    from workbench.evaluation.verdicts import tie_bound
+
+    for n in (1, 3, 20, 192, 1000):
+        lo, hi = 0.0, 1.0  # the largest p with (1 − p)^n ≥ 0.05
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if np.float64(1 - mid) ** n >= 0.05 else (lo, mid)
+        assert tie_bound(n, 0.5) == pytest.approx(0.5 * lo, rel=1e-12)

@@ -13,7 +13,14 @@ and, for a smallest effect size of interest (SESOI, stated with the claim before
   is smaller than what would matter) or entirely below 0 (the opposite direction);
 - **inconclusive** otherwise — and always when the baseline did not learn (its own gain over the base is
   not above 2 SE: then nothing was compared), when n < 2, or when every pair is the same (zero variance: a
-  point CI would overstate what n tied pairs show).
+  point CI would overstate what n tied pairs show) — except as below.
+
+**Ties.** When every one of n pairs ties exactly (d_i = 0) and the caller knows the largest |d| a unit can
+show (`max_diff`: 1 for differences of 0/1 outcomes, accuracies or areas in [0, 1]), the exact binomial bound
+on the share p of units that would differ, (1 − p)ⁿ ≥ 0.05 ⇒ p ≤ p_u = 1 − 0.05^{1/n}, bounds the effect:
+|E d| ≤ p_u · max_diff. The claim is **refuted** when that bound is below the SESOI (no effect that matters
+hides behind n ties); otherwise inconclusive, with `budget` = the ties that would get there,
+n' = ⌈ln 0.05 / ln(1 − SESOI / max_diff)⌉ (≈ 3 · max_diff / SESOI, the rule of three).
 
 For an inconclusive claim `budget` says how many pairs would bring the MDE down to the SESOI at the
 measured variance: n' = n · (MDE / SESOI)², rounded up.
@@ -140,10 +147,36 @@ def learned(gain: Sequence[float] | float, se: float | None = None) -> bool:
     return len(gains) >= 2 and math.fsum(gains) / len(gains) > 2 * paired_se(gains)
 
 
-def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = True, level: float = 0.95) -> Verdict:
-    """The verdict from paired differences `diffs` (signed: positive = as the paper says) and the claim's SESOI > 0."""
+def tie_bound(n: int, max_diff: float, level: float = 0.95) -> float:
+    """The largest mean effect n exactly tied pairs leave room for: (1 − (1 − level)^{1/n}) · max_diff."""
+    return (1.0 - (1.0 - level) ** (1.0 / n)) * max_diff
+
+
+def _ties(effect: float, se: float, ci: tuple[float, float], n: int, mde: float, sesoi: float,
+          max_diff: float | None, baseline_learned: bool, level: float) -> Verdict:
+    """The verdict of n pairs that all tie (zero variance), by the binomial tie bound when `max_diff` is known."""
+    if effect != 0.0 or max_diff is None:
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "zero variance: a point CI, nothing to judge by")
+    needed = math.ceil(math.log(1.0 - level) / math.log1p(-sesoi / max_diff)) if sesoi < max_diff else None
+    if not baseline_learned:
+        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", needed)
+    bound = tie_bound(n, max_diff, level)
+    if bound < sesoi:
+        return Verdict("refuted", effect, se, ci, n, mde, sesoi,
+                       f"all {n} pairs tie: the effect is at most {bound:.3g} (binomial bound), below the SESOI {sesoi:g}")
+    return Verdict("inconclusive", effect, se, ci, n, mde, sesoi,
+                   f"all {n} pairs tie, which bounds the effect only by {bound:.3g} (binomial), above the SESOI {sesoi:g}",
+                   needed)
+
+
+def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = True, level: float = 0.95,
+           max_diff: float | None = None) -> Verdict:
+    """The verdict from paired differences `diffs` (signed: positive = as the paper says) and the claim's SESOI > 0;
+    `max_diff`, the largest |d_i| a unit can show, lets n exact ties refute the claim (module docstring, Ties)."""
     if not sesoi > 0:
         raise ValueError(f"the smallest effect size of interest must be > 0, got {sesoi}")
+    if max_diff is not None and not max_diff > 0:
+        raise ValueError(f"max_diff, the largest possible |difference|, must be > 0, got {max_diff}")
     diffs = [float(d) for d in diffs]
     if not diffs or any(not math.isfinite(d) for d in diffs):
         raise ValueError(f"a verdict needs finite paired differences, got {diffs!r}")
@@ -158,7 +191,7 @@ def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = Tru
     mde = (t + Z_POWER) * se
     budget = math.ceil(n * (mde / sesoi) ** 2) if mde > 0 else None
     if se <= 1e-12 * max(1.0, abs(effect)):  # every pair the same (e.g. all ties of 0/1 outcomes): a point CI overstates what n pairs show
-        return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "zero variance: a point CI, nothing to judge by")
+        return _ties(effect, se, ci, n, mde, sesoi, max_diff, baseline_learned, level)
     if not baseline_learned:
         return Verdict("inconclusive", effect, se, ci, n, mde, sesoi, "the baseline did not learn (gain not above 2 SE)", budget)
     if ci[0] > 0:
@@ -171,9 +204,10 @@ def decide(diffs: Sequence[float], sesoi: float, *, baseline_learned: bool = Tru
 
 
 def decide_paired(treatment: Sequence[float], control: Sequence[float], sesoi: float, *, direction: int = 1,
-                  baseline_learned: bool = True) -> Verdict:
+                  baseline_learned: bool = True, max_diff: float | None = None) -> Verdict:
     """`decide` on `paired_differences(treatment, control, direction)`."""
-    return decide(paired_differences(treatment, control, direction), sesoi, baseline_learned=baseline_learned)
+    return decide(paired_differences(treatment, control, direction), sesoi, baseline_learned=baseline_learned,
+                  max_diff=max_diff)
 
 
 def decide_threshold(diffs: Sequence[float], threshold: float, *, baseline_learned: bool = True,

@@ -42,6 +42,10 @@ PRESETS = Presets(
     ranges={"n_seeds": (1, 16), "n_images": (2, 160), "unbiased_n": (2, 200), "caption_n": (1, 160),
             "caption_tokens": (8, 4096), "batch_size": (1, 4096), "margin": (0.0, 1.0)})
 
+#: zoo models the notebook loads at the default seed (for the runner's plan): every (ρ, seed) of the preset's family
+ZOO_MODELS_USED = {preset: [(f"{row['family']}-{ZOO_RHOS[float(r)]}", s) for r in row["rhos"] for s in range(row["n_seeds"])]
+                   for preset, row in PRESETS.table.items() if preset != "gpu"}
+
 
 def check(P: Params) -> None:
     """Checks across parameters that `PRESETS.resolve` cannot make. Raises `ParameterError`."""

@@ -23,7 +23,9 @@ Smallest effects of interest, stated in each claim's text:
 An RL comparison whose baseline did not learn (DAPO's per-seed gain over the base not above 2 SE,
 `verdicts.learned`) decides nothing; neither does a replacement comparison whose RL model does not beat the base on
 the shards (no gap to close). With fewer than two units, or zero variance across them (every pair equal, a
-degenerate CI — typical of the smoke preset), the verdict is inconclusive.
+degenerate CI — typical of the smoke preset), the verdict is inconclusive — unless every pair ties exactly and
+enough pairs tie that the binomial tie bound (`verdicts.tie_bound`, with the largest possible |difference|
+`max_diff`, 1 for accuracies) rules out an effect as large as the SESOI: then it is refuted.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ SESOI_LENGTH = 1.0  # 1 token of mean response length
 
 
 def paired(treatment: Sequence[float], control: Sequence[float], sesoi: float, *, direction: int = 1,
-           baseline_learned: bool = True) -> Verdict:
-    """`decide_paired`, inconclusive for no pairs (zero variance is inconclusive in `decide` itself)."""
+           baseline_learned: bool = True, max_diff: float | None = None) -> Verdict:
+    """`decide_paired`, inconclusive for no pairs (zero variance is judged in `decide` itself: by the binomial tie
+    bound when `max_diff` is given, else inconclusive)."""
     if not len(treatment):
         return no_evidence(sesoi, "no pairs to compare")
-    return decide_paired(list(treatment), list(control), sesoi, direction=direction, baseline_learned=baseline_learned)
+    return decide_paired(list(treatment), list(control), sesoi, direction=direction, baseline_learned=baseline_learned,
+                         max_diff=max_diff)
 
 
 def by_seed(frame: pd.DataFrame, value: str, treatment: str, control: str, run: str = "run") -> pd.DataFrame:

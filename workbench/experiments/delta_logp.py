@@ -65,6 +65,10 @@ PRESETS = Presets(
 #: per-token statistics compared by rank correlation
 STAT_COLS = ["delta_logp", "abs_delta_logp", "entropy_rl", "entropy_base", "kl", "js"]
 
+#: zoo models the notebook loads with its default parameters (for the runner's plan): the base, and at cpu the
+#: cached RL run (smoke trains its own GRPO copy)
+ZOO_MODELS_USED = {"smoke": ["tiny-arith"], "cpu": ["tiny-arith", "tiny-arith-grpo"]}
+
 
 def check(P: Params) -> None:
     """Cross-parameter checks. Raises ParameterError: fewer replacement problems than seeds."""

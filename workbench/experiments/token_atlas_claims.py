@@ -42,7 +42,7 @@ def record_claims(results, iv, comp) -> None:
     rl_learned = learned(gap, gap_se)
     best, second = ranked[0], ranked[1] if len(ranked) > 1 else ranked[0]
     auc = {s: round(float(iv.ranking.loc[s, "auc"]), 4) for s in iv.ranking.index}
-    v_second = paired(*_auc_pairs(iv, best, second), SESOI_ACCURACY, baseline_learned=rl_learned)
+    v_second = paired(*_auc_pairs(iv, best, second), SESOI_ACCURACY, baseline_learned=rl_learned, max_diff=1.0)
     results.claim("intervention_best_beats_runner_up",
                   f"the signal whose replacements recover the RL accuracy fastest ({best}) beats the runner-up ({second}) "
                   f"in area under the replacement curve (prompts paired; SESOI {100 * SESOI_ACCURACY:g} points; ranking "
@@ -50,7 +50,7 @@ def record_claims(results, iv, comp) -> None:
                   paper="no paper compares them: Δlog p (arXiv 2603.22117) claims the fewest replacements against entropy and KL",
                   measured={"ranking_auc": auc, "rl_minus_base_points": round(100 * gap, 2), "effect": summary(v_second, 100, 2)},
                   verdict=v_second)
-    v_random = paired(*_auc_pairs(iv, best, "random"), SESOI_ACCURACY, baseline_learned=rl_learned)
+    v_random = paired(*_auc_pairs(iv, best, "random"), SESOI_ACCURACY, baseline_learned=rl_learned, max_diff=1.0)
     results.claim("intervention_best_beats_random",
                   f"replacing the tokens {best} picks first recovers the RL accuracy faster than replacing random tokens "
                   f"(area under the curve, prompts paired; SESOI {100 * SESOI_ACCURACY:g} points)",
@@ -65,7 +65,8 @@ def record_claims(results, iv, comp) -> None:
     vs = {}
     for ctrl in ("DAPO + ToR", "DAPO + FIPO"):
         pair = by_seed(final, "eval_accuracy", "DAPO + ToR + FIPO", ctrl)
-        vs[ctrl] = paired(pair["DAPO + ToR + FIPO"].tolist(), pair[ctrl].tolist(), SESOI_ACCURACY, baseline_learned=dapo_learned)
+        vs[ctrl] = paired(pair["DAPO + ToR + FIPO"].tolist(), pair[ctrl].tolist(), SESOI_ACCURACY, baseline_learned=dapo_learned,
+                          max_diff=1.0)
     v = both(vs["DAPO + ToR"], vs["DAPO + FIPO"], ("ToR", "FIPO"))
     means = final.groupby("run")["eval_accuracy"].mean()
     results.claim("composition_beats_each",
