@@ -7,8 +7,8 @@ the same preset took here.
 A notebook's zoo models are its `model` parameter (the notebook's default), every value of its preset's row
 in the experiment module's `PRESETS` that names a zoo recipe (`model`, `text_model`, …), and any the module
 lists in `ZOO_MODELS_USED[preset]`: a recipe name, or `(name, seed)` for a recipe trained at another seed (e.g.
-the quickstart's cached RL run; Causal-HalBench's nine biased models). A model trained on first use has no recorded time (the plan says so rather than
-guess); a cached one records its `build_seconds`.
+the quickstart's cached RL run; Causal-HalBench's nine biased models). A model trained on first use has no
+recorded time (the plan says so rather than guess); a cached one records its `build_seconds`.
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def zoo_models(path: str, preset: str) -> list[tuple[str, int]]:
     presets = getattr(module, "PRESETS", None)
     row = presets.table.get(preset, {}) if presets is not None else {}
     wanted = [_default_model(path), *row.values(), *getattr(module, "ZOO_MODELS_USED", {}).get(preset, [])]
-    pairs = [(w, 0) if isinstance(w, str) else tuple(w) for w in wanted if isinstance(w, (str, tuple))]
-    return [(n, int(s)) for n, s in dict.fromkeys(pairs) if n in RECIPES]
+    pairs = [(w, 0) if isinstance(w, str) else (w[0], int(w[1])) for w in wanted
+             if isinstance(w, str) or (isinstance(w, tuple) and len(w) == 2 and isinstance(w[0], str))]
+    return [p for p in dict.fromkeys(pairs) if p[0] in RECIPES]
 
 
 def _need(name: str, seed: int = 0) -> ZooNeed:
